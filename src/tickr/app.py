@@ -1,0 +1,299 @@
+"""The tickr application: a task registry plus enqueue/get/cancel/replay. No I/O at import or construction."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine, Iterable
+from datetime import datetime
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from tickr.config import Settings
+from tickr.core.errors import ConfigError, ValidationError
+from tickr.core.factory import new_job
+from tickr.core.job import Execution, Job, Priority, validate_type_name
+from tickr.core.retry import Backoff
+from tickr.store.connection import connect
+from tickr.store.inspect import Inspector
+from tickr.store.store import RedisStore, StoreConfig
+from tickr.tasks import TaskDef, TaskOptions
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ENQUEUE_OPTIONS = frozenset(
+    {"queue", "priority", "delay", "run_at", "idempotency_key", "max_retries", "timeout", "backoff", "execution"}
+)
+
+
+def store_config(settings: Settings, prefix: str = "tickr") -> StoreConfig:
+    """The store tunables that follow from ``settings``."""
+    return StoreConfig(
+        prefix=prefix,
+        lease_ms=int(settings.lease_seconds * 1000),
+        weights=settings.weights(),
+        idempotency_ttl_ms=settings.idempotency_ttl_seconds * 1000,
+        retention_ms=settings.done_retention_seconds * 1000,
+        done_max=settings.done_max,
+        events_maxlen=settings.events_maxlen,
+    )
+
+
+def due_time_ms(delay: float | None, run_at: datetime | float | None, now_ms: int) -> int | None:
+    """Absolute due time for ``delay`` seconds or ``run_at`` (aware datetime or epoch seconds)."""
+    if delay is not None and run_at is not None:
+        raise ValidationError("give delay or run_at, not both", {"delay": "cannot be combined with run_at"})
+    if delay is not None:
+        if delay < 0:
+            raise ValidationError("delay must be >= 0", {"delay": "must be >= 0 seconds"})
+        return now_ms + int(delay * 1000) if delay > 0 else None
+    if run_at is None:
+        return None
+    if isinstance(run_at, datetime):
+        if run_at.tzinfo is None:
+            raise ValidationError("run_at must carry a timezone", {"run_at": "must be timezone-aware"})
+        return int(run_at.timestamp() * 1000)
+    return int(float(run_at) * 1000)
+
+
+class Task(Generic[P, R]):
+    """A function registered with ``@app.task``: still callable directly, plus ``enqueue``."""
+
+    def __init__(self, app: App, definition: TaskDef) -> None:
+        self.app = app
+        self.definition = definition
+        self.name = definition.name
+        self.__doc__ = definition.fn.__doc__
+        self.__wrapped__ = definition.fn
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        result: R = self.definition.fn(*args, **kwargs)
+        return result
+
+    def _split(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in ENQUEUE_OPTIONS}
+        return kwargs, options
+
+    async def enqueue(self, *args: Any, **kwargs: Any) -> str:
+        """Enqueue a run with these arguments; returns the job id.
+
+        Keyword arguments named ``queue``, ``priority``, ``delay``, ``run_at``, ``idempotency_key``,
+        ``max_retries``, ``timeout``, ``backoff`` and ``execution`` are job options, not arguments.
+        """
+        call_kwargs, options = self._split(kwargs)
+        payload = self.definition.payload_from_call(args, call_kwargs)
+        return await self.app.enqueue(self.name, payload, **options)
+
+    def enqueue_sync(self, *args: Any, **kwargs: Any) -> str:
+        """``enqueue`` for code that is not async."""
+        call_kwargs, options = self._split(kwargs)
+        payload = self.definition.payload_from_call(args, call_kwargs)
+        return self.app.enqueue_sync(self.name, payload, **options)
+
+
+class App:
+    """A tickr application: register tasks with ``@app.task``, enqueue jobs, inspect them.
+
+    Connecting to Redis is lazy: nothing happens until the first call that needs it.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        prefix: str = "tickr",
+        builtins: bool = True,
+    ) -> None:
+        self.settings = settings or Settings()
+        if redis_url is not None:
+            self.settings = self.settings.model_copy(update={"redis_url": redis_url})
+        self.prefix = prefix
+        self.registry: dict[str, TaskDef] = {}
+        self._store: RedisStore | None = None
+        self._sync_bridge: _SyncBridge | None = None
+        if builtins:
+            from tickr.handlers import BUILTIN_HANDLERS
+
+            for name, fn in BUILTIN_HANDLERS.items():
+                self.registry[name] = TaskDef(name=name, fn=fn, options=TaskOptions(), raw_payload=True)
+
+    # -- registry ---------------------------------------------------------------------------
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: Priority | str = Priority.DEFAULT,
+        max_retries: int | None = None,
+        backoff: Backoff | dict[str, float] | None = None,
+        timeout: float | None = None,
+        execution: Execution | str = Execution.AT_LEAST_ONCE,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(
+        self,
+        fn: Callable[P, R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: Priority | str = Priority.DEFAULT,
+        max_retries: int | None = None,
+        backoff: Backoff | dict[str, float] | None = None,
+        timeout: float | None = None,
+        execution: Execution | str = Execution.AT_LEAST_ONCE,
+    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a handler (async or sync). Records a definition only; no I/O.
+
+        ``name`` defaults to ``module.function``; give one explicitly so renaming the function
+        does not orphan queued jobs.
+        """
+
+        def register(func: Callable[P, R]) -> Task[P, R]:
+            task_name = validate_type_name(name or f"{func.__module__}.{func.__qualname__}")
+            probe = new_job(
+                task_name,
+                {},
+                queue=queue,
+                priority=priority,
+                max_retries=max_retries or 0,
+                backoff=backoff,
+                timeout=timeout,
+                execution=execution,
+            )  # validates the options
+            options = TaskOptions(
+                queue=probe.queue,
+                priority=probe.priority,
+                max_retries=self.settings.default_max_retries if max_retries is None else max_retries,
+                backoff=probe.backoff,
+                timeout=probe.timeout,
+                execution=probe.execution,
+            )
+            definition = TaskDef(name=task_name, fn=func, options=options)
+            self.registry[task_name] = definition
+            return Task(self, definition)
+
+        return register(fn) if fn is not None else register
+
+    # -- connection ---------------------------------------------------------------------------
+    @property
+    def store(self) -> RedisStore:
+        """The hot-path store (connects lazily)."""
+        if self._store is None:
+            if not self.settings.redis_url:
+                raise ConfigError("no Redis URL: pass App(redis_url=...) or set TICKR_REDIS_URL")
+            redis = connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
+            self._store = RedisStore(redis, store_config(self.settings, self.prefix))
+        return self._store
+
+    @property
+    def inspector(self) -> Inspector:
+        return Inspector(self.store)
+
+    async def close(self) -> None:
+        """Close the Redis connections."""
+        if self._store is not None:
+            await self._store.redis.aclose()
+            self._store = None
+        if self._sync_bridge is not None:
+            self._sync_bridge.close()
+            self._sync_bridge = None
+
+    # -- enqueue ------------------------------------------------------------------------------
+    def build_job(self, type: str, payload: dict[str, Any] | None = None, **options: Any) -> Job:
+        """A validated job for ``type``, with the task's defaults where options are not given."""
+        unknown = set(options) - ENQUEUE_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
+        defaults = (
+            self.registry[type].options
+            if type in self.registry
+            else TaskOptions(max_retries=self.settings.default_max_retries)
+        )
+        return new_job(
+            type,
+            payload,
+            queue=options.get("queue") or defaults.queue,
+            priority=options.get("priority") or defaults.priority,
+            max_retries=defaults.max_retries if options.get("max_retries") is None else options["max_retries"],
+            backoff=options.get("backoff") or defaults.backoff,
+            timeout=options.get("timeout") if options.get("timeout") is not None else defaults.timeout,
+            execution=options.get("execution") or defaults.execution,
+            idempotency_key=options.get("idempotency_key"),
+        )
+
+    async def enqueue(self, type: str, payload: dict[str, Any] | None = None, **options: Any) -> str:
+        """Enqueue a job of ``type`` by name; returns its id (the existing one for a known idempotency key)."""
+        job = self.build_job(type, payload, **options)
+        due = due_time_ms(options.get("delay"), options.get("run_at"), _now_ms())
+        result = await self.store.enqueue(job, due)
+        return result.id
+
+    async def enqueue_many(self, jobs: Iterable[tuple[str, dict[str, Any]] | dict[str, Any]]) -> list[str]:
+        """Enqueue a batch in one round trip. Each item is ``(type, payload)`` or a dict with
+        ``type``, ``payload`` and any enqueue option."""
+        now = _now_ms()
+        built: list[tuple[Job, int | None]] = []
+        for item in jobs:
+            if isinstance(item, tuple):
+                spec: dict[str, Any] = {"type": item[0], "payload": item[1]}
+            else:
+                spec = dict(item)
+            job_type, payload = spec.pop("type"), spec.pop("payload", None)
+            job = self.build_job(job_type, payload, **spec)
+            built.append((job, due_time_ms(spec.get("delay"), spec.get("run_at"), now)))
+        return [r.id for r in await self.store.enqueue_many(built)]
+
+    def enqueue_sync(self, type: str, payload: dict[str, Any] | None = None, **options: Any) -> str:
+        """``enqueue`` for code that is not async (runs on a private event loop thread)."""
+        if self._sync_bridge is None:
+            self._sync_bridge = _SyncBridge(App(settings=self.settings, prefix=self.prefix, builtins=False), self)
+        return self._sync_bridge.run(self._sync_bridge.app_enqueue(type, payload, options))
+
+    # -- admin --------------------------------------------------------------------------------
+    async def get_job(self, job_id: str) -> Job:
+        """The job as stored now; ``JobNotFound`` if unknown or expired."""
+        return await self.inspector.get_job(job_id)
+
+    async def cancel(self, job_id: str) -> str:
+        """Cancel a job that has not started."""
+        return await self.inspector.cancel(job_id)
+
+    async def replay(self, job_id: str) -> str:
+        """Bring a dead (or lost, or cancelled) job back to its queue."""
+        return await self.inspector.replay(job_id)
+
+
+def _now_ms() -> int:
+    import time
+
+    return time.time_ns() // 1_000_000
+
+
+class _SyncBridge:
+    """An event loop on a daemon thread, so sync code can enqueue without an event loop of its own."""
+
+    def __init__(self, private_app: App, owner: App) -> None:
+        self.app = private_app
+        self.app.registry = owner.registry
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="tickr-sync-enqueue", daemon=True)
+        self.thread.start()
+
+    async def app_enqueue(self, type_: str, payload: dict[str, Any] | None, options: dict[str, Any]) -> str:
+        return await self.app.enqueue(type_, payload, **options)
+
+    def run(self, coro: Coroutine[Any, Any, R]) -> R:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def close(self) -> None:
+        self.run(self.app.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)

@@ -1,0 +1,147 @@
+"""The ``tickr`` command line: one entry point, one sub-command per role or operation."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+
+from tickr.config import Settings
+from tickr.core.errors import ConfigError, TickrError
+from tickr.runtime.logging import configure_logging
+
+cli = typer.Typer(
+    name="tickr",
+    help="tickr: a distributed job scheduler for Python.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def fail_usage(message: str) -> typer.Exit:
+    """Print a one-line usage error and return the exit to raise (code 2)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with command-line values that were given on top."""
+    try:
+        base = Settings()
+        return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    except Exception as exc:  # pydantic ValidationError: bad TICKR_* value
+        raise fail_usage(f"bad configuration: {exc}") from None
+
+
+def try_uvloop() -> None:
+    """Use uvloop when it is installed (a faster event loop)."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+@cli.command()
+def worker(
+    app: Annotated[
+        str | None, typer.Argument(help="module:attr of your tickr.App (built-in job types only if omitted)")
+    ] = None,
+    queues: Annotated[str | None, typer.Option("--queues", "-q", help="comma-separated queues")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", "-c", min=1, help="jobs at once per process")
+    ] = None,
+    processes: Annotated[int, typer.Option("--processes", "-p", min=1, help="worker processes to supervise")] = 1,
+    burst: Annotated[bool, typer.Option("--burst", help="exit once the queues are empty")] = False,
+    redis_url: Annotated[str | None, typer.Option("--redis-url", envvar="TICKR_REDIS_URL")] = None,
+    grace: Annotated[
+        float | None, typer.Option("--grace", min=0, help="seconds in-flight jobs may finish on stop")
+    ] = None,
+    no_reaper: Annotated[bool, typer.Option("--no-reaper", help="do not run the lease reaper in this worker")] = False,
+) -> None:
+    """Run jobs from the given queues."""
+    settings = load_settings(queues=queues, concurrency=concurrency, redis_url=redis_url, shutdown_grace_seconds=grace)
+    configure_logging(settings.log_level, settings.log_format)
+    if not settings.redis_url:
+        raise fail_usage("no Redis: set TICKR_REDIS_URL or pass --redis-url (or use `tickr up`)")
+    if processes > 1:
+        from tickr.worker.supervisor import Supervisor, worker_command
+
+        argv = [a for a in sys.argv[1:]]
+        child = _strip_option(argv, ("--processes", "-p"))
+        raise typer.Exit(Supervisor(worker_command(child), processes).run())
+
+    from tickr.runtime.loader import load_app
+    from tickr.worker.worker import Worker, WorkerConfig
+
+    try:
+        tickr_app = load_app(app, settings)
+    except ConfigError as exc:
+        raise fail_usage(str(exc)) from None
+    config = WorkerConfig(
+        queues=settings.queue_list(),
+        concurrency=settings.concurrency,
+        burst=burst,
+        grace_seconds=settings.shutdown_grace_seconds,
+        wake_cap_seconds=settings.wake_cap_seconds,
+        reaper=not no_reaper,
+    )
+
+    async def main() -> None:
+        try:
+            await Worker(tickr_app, config).run(install_signals=True)
+        finally:
+            await tickr_app.close()
+
+    try_uvloop()
+    try:
+        asyncio.run(main())
+    except TickrError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def _strip_option(argv: list[str], names: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in names:
+            skip = True
+            continue
+        if any(arg.startswith(n + "=") for n in names if n.startswith("--")):
+            continue
+        out.append(arg)
+    return out
+
+
+@cli.command()
+def up(
+    app: Annotated[str | None, typer.Argument(help="module:attr of your tickr.App")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1)] = None,
+    data_dir: Annotated[str | None, typer.Option("--data-dir", envvar="TICKR_DATA_DIR")] = None,
+) -> None:
+    """Run everything in one process: embedded Valkey (unless TICKR_REDIS_URL), workers, reaper."""
+    settings = load_settings(concurrency=concurrency, data_dir=data_dir)
+    configure_logging(settings.log_level, settings.log_format)
+    from tickr.runtime.up import run_up
+
+    try_uvloop()
+    try:
+        asyncio.run(run_up(settings, app, settings.concurrency))
+    except TickrError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

@@ -1,0 +1,65 @@
+"""Settings: every ``TICKR_*`` environment variable (or ``.env`` entry) in one typed object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """tickr's configuration. Each field is read from ``TICKR_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TICKR_", env_file=".env", extra="ignore")
+
+    redis_url: str | None = Field(None, description="Redis/Valkey URL; unset in `tickr up` starts an embedded Valkey")
+    redis_cluster: bool = Field(False, description="Connect to a Redis Cluster")
+    data_dir: Path = Field(Path(".tickr"), description="Where embedded Valkey, SQLite history and reports live")
+    database_url: str | None = Field(None, description="SQL history database URL (default SQLite in data_dir)")
+
+    lease_seconds: float = Field(30.0, gt=0, description="Lease length; heartbeats extend it every lease/3")
+    concurrency: int = Field(32, ge=1, le=10_000, description="Concurrent jobs per worker process")
+    queues: str = Field("default", description="Comma-separated queues a worker serves")
+    priority_weights: str = Field("8,4,2,1", description="Weights of critical,high,default,low")
+    idempotency_ttl_seconds: int = Field(86_400, ge=1, description="How long an idempotency key is remembered")
+    shutdown_grace_seconds: float = Field(30.0, ge=0, description="How long in-flight jobs may finish on shutdown")
+    done_retention_seconds: int = Field(86_400, ge=1, description="How long finished jobs stay in Redis")
+    done_max: int = Field(10_000, ge=0, description="Finished job ids kept per queue for listings")
+    events_maxlen: int = Field(100_000, ge=0, description="Approximate cap of each queue's event stream")
+    default_max_retries: int = Field(3, ge=0, le=1000)
+    wake_cap_seconds: float = Field(5.0, gt=0, description="Longest a idle worker blocks before looking again")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=0, le=65535)
+    api_token: str | None = None
+    max_payload_bytes: int = Field(1_048_576, ge=1024)
+
+    http_signing_secret: str | None = None
+    http_allow_private: bool = False
+    http_allow_hosts: str = Field("", description="Comma-separated hosts or CIDRs the http job may reach anyway")
+    smtp_url: str | None = None
+
+    log_format: str = Field("console", pattern="^(console|json)$")
+    log_level: str = "INFO"
+
+    @field_validator("priority_weights")
+    @classmethod
+    def _check_weights(cls, value: str) -> str:
+        parse_weights(value)
+        return value
+
+    def weights(self) -> tuple[int, int, int, int]:
+        return parse_weights(self.priority_weights)
+
+    def queue_list(self) -> list[str]:
+        return [q.strip() for q in self.queues.split(",") if q.strip()]
+
+
+def parse_weights(value: str) -> tuple[int, int, int, int]:
+    """Parse ``"8,4,2,1"`` into four positive integer weights."""
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 4 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError("priority_weights must be four positive integers: critical,high,default,low")
+    a, b, c, d = (int(p) for p in parts)
+    return a, b, c, d

@@ -1,0 +1,72 @@
+"""The tickr exception tree and the handler outcome signals.
+
+    TickrError
+    ├── ConfigError             bad settings or command-line usage
+    ├── ValidationError         a job or schedule definition that cannot be accepted
+    ├── JobNotFound             no job with that id
+    ├── InvalidState            the job's state does not allow the operation
+    └── StoreUnavailable        Redis/Valkey cannot be reached
+
+Handler outcomes (raised inside a task, never leave the worker):
+
+    Retry(after=None)   try again, optionally after a fixed delay (counts as an attempt)
+    Permanent(reason)   do not retry: straight to the dead-letter queue
+"""
+
+from __future__ import annotations
+
+
+class TickrError(Exception):
+    """Base class of every error tickr raises on purpose."""
+
+
+class ConfigError(TickrError):
+    """Settings or command-line arguments that cannot work."""
+
+
+class ValidationError(TickrError, ValueError):
+    """A job or schedule definition that cannot be accepted.
+
+    ``errors`` maps a field name (dotted for nested fields) to a message.
+    """
+
+    def __init__(self, message: str, errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or {}
+
+
+class JobNotFound(TickrError, LookupError):
+    """No job with the given id exists (or it has expired)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} not found")
+        self.job_id = job_id
+
+
+class InvalidState(TickrError):
+    """The job exists but its current state does not allow the operation."""
+
+    def __init__(self, job_id: str, state: str, operation: str) -> None:
+        super().__init__(f"cannot {operation} job {job_id!r} in state {state!r}")
+        self.job_id = job_id
+        self.state = state
+        self.operation = operation
+
+
+class StoreUnavailable(TickrError):
+    """Redis/Valkey cannot be reached."""
+
+
+class Retry(Exception):
+    """Raise from a handler to retry the job, optionally after ``after`` seconds."""
+
+    def __init__(self, reason: str = "retry requested", *, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
+class Permanent(Exception):
+    """Raise from a handler to fail the job without retrying: it goes to the dead-letter queue."""
+
+    def __init__(self, reason: str = "permanent failure") -> None:
+        super().__init__(reason)

@@ -1,0 +1,118 @@
+"""Building a new, validated job from what a caller asked for."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+import uuid_utils
+
+from tickr.core.errors import ValidationError
+from tickr.core.job import Execution, Job, JobState, Priority, validate_queue_name, validate_type_name
+from tickr.core.retry import Backoff
+
+MAX_IDEMPOTENCY_KEY = 256
+
+
+def new_job_id() -> str:
+    """A new UUIDv7 (time-ordered) job id."""
+    return str(uuid_utils.uuid7())
+
+
+def unserializable_path(value: Any, path: str = "payload") -> str | None:
+    """The dotted path of the first value in ``value`` that is not JSON, or None if all is JSON."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path}.{key!r} (non-string key)"
+            found = unserializable_path(item, f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = unserializable_path(item, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    if value is None or isinstance(value, str | bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path} (non-finite float)"
+    return f"{path} ({type(value).__name__})"
+
+
+def check_payload(payload: Any) -> dict[str, Any]:
+    """Return ``payload`` if it is a JSON object; ``TypeError`` naming the first bad field otherwise."""
+    if not isinstance(payload, dict):
+        raise TypeError(f"payload must be a JSON object (dict), not {type(payload).__name__}")
+    bad = unserializable_path(payload)
+    if bad:
+        raise TypeError(f"payload is not JSON-serialisable: {bad}")
+    try:
+        orjson.dumps(payload)
+    except TypeError as exc:  # e.g. integers beyond 64 bits
+        raise TypeError(f"payload is not JSON-serialisable: {exc}") from None
+    return payload
+
+
+def new_job(
+    type: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    queue: str = "default",
+    priority: Priority | str = Priority.DEFAULT,
+    max_retries: int = 3,
+    backoff: Backoff | dict[str, float] | None = None,
+    timeout: float | None = None,
+    execution: Execution | str = Execution.AT_LEAST_ONCE,
+    idempotency_key: str | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    schedule_id: str | None = None,
+) -> Job:
+    """A validated new job with a fresh id. Raises ``ValidationError`` or ``TypeError`` (payload)."""
+    errors: dict[str, str] = {}
+    for field_name, check in (("type", validate_type_name), ("queue", validate_queue_name)):
+        try:
+            check(type if field_name == "type" else queue)
+        except ValidationError as exc:
+            errors.update(exc.errors)
+    try:
+        priority = Priority(priority)
+    except ValueError:
+        errors["priority"] = "must be one of critical, high, default, low"
+    try:
+        execution = Execution(execution)
+    except ValueError:
+        errors["execution"] = "must be at_least_once or at_most_once"
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 1000:
+        errors["max_retries"] = "must be an integer from 0 to 1000"
+    if timeout is not None and not (isinstance(timeout, int | float) and 0 < timeout <= 86_400):
+        errors["timeout"] = "must be a number of seconds above 0 and at most 86400"
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY):
+        errors["idempotency_key"] = f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters"
+    try:
+        resolved_backoff = Backoff.from_value(backoff)
+    except (TypeError, ValueError) as exc:
+        errors["backoff"] = str(exc)
+        resolved_backoff = Backoff()
+    if errors:
+        raise ValidationError("invalid job: " + "; ".join(f"{k}: {v}" for k, v in errors.items()), errors)
+    return Job(
+        id=new_job_id(),
+        type=type,
+        payload=check_payload(payload if payload is not None else {}),
+        queue=queue,
+        priority=Priority(priority),
+        status=JobState.QUEUED,
+        max_retries=max_retries,
+        backoff=resolved_backoff,
+        timeout=float(timeout) if timeout is not None else None,
+        execution=Execution(execution),
+        idempotency_key=idempotency_key,
+        name=name,
+        description=description,
+        schedule_id=schedule_id,
+    )

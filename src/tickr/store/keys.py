@@ -1,0 +1,87 @@
+"""Redis key names. Every key of a queue carries the queue's hash tag, so one queue lives in one cluster slot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tickr.core.job import PRIORITIES, Priority, validate_queue_name
+
+DEFAULT_PREFIX = "tickr"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """The keys of one queue: ``<prefix>:{<queue>}:...``."""
+
+    queue: str
+    prefix: str = DEFAULT_PREFIX
+    base: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        validate_queue_name(self.queue)
+        object.__setattr__(self, "base", f"{self.prefix}:{{{self.queue}}}:")
+
+    @property
+    def job_prefix(self) -> str:
+        return self.base + "job:"
+
+    def job(self, job_id: str) -> str:
+        return self.base + "job:" + job_id
+
+    def ready(self, priority: Priority | str) -> str:
+        return self.base + "ready:" + str(priority)
+
+    @property
+    def ready_all(self) -> list[str]:
+        """The four ready lists, critical first."""
+        return [self.base + "ready:" + p.value for p in PRIORITIES]
+
+    def idem(self, key: str) -> str:
+        return self.base + "idem:" + key
+
+    @property
+    def scheduled(self) -> str:
+        return self.base + "scheduled"
+
+    @property
+    def active(self) -> str:
+        return self.base + "active"
+
+    @property
+    def dead(self) -> str:
+        return self.base + "dead"
+
+    @property
+    def done(self) -> str:
+        return self.base + "done"
+
+    @property
+    def marker(self) -> str:
+        return self.base + "marker"
+
+    @property
+    def events(self) -> str:
+        return self.base + "events"
+
+    @property
+    def stats(self) -> str:
+        return self.base + "stats"
+
+    @property
+    def paused(self) -> str:
+        return self.base + "paused"
+
+
+def queues_registry(prefix: str = DEFAULT_PREFIX) -> str:
+    """Set of every queue name ever used."""
+    return f"{prefix}:queues"
+
+
+def workers_registry(prefix: str = DEFAULT_PREFIX) -> str:
+    """Sorted set of worker ids, scored by their last heartbeat (ms)."""
+    return f"{prefix}:workers"
+
+
+def worker_info(worker_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """Hash describing one worker, expiring when its heartbeats stop."""
+    return f"{prefix}:worker:{worker_id}"

@@ -1,0 +1,47 @@
+#!lua
+--[[
+  ack: mark a batch of leased jobs succeeded (only for the current lease holder).
+  KEYS[1] tickr:{q}:active
+  KEYS[2] tickr:{q}:done           finished ids, score = finish ms (trimmed)
+  KEYS[3] tickr:{q}:events
+  KEYS[4] tickr:{q}:stats
+  ARGV[1] job key prefix tickr:{q}:job:
+  ARGV[2] now ms (0 = Redis TIME)
+  ARGV[3] retention ms of finished jobs
+  ARGV[4] most ids kept in done
+  ARGV[5] events stream max length
+  ARGV[6..] id, token, result JSON ("" for none) triples
+  Returns: one 1 (acked) or 0 (stale lease, refused) per job
+]]
+--- @include "common"
+--- @include "lease"
+
+local now = clock_ms(ARGV[2])
+local retention = tonumber(ARGV[3])
+local replies, acked, stale = {}, 0, 0
+for i = 6, #ARGV, 3 do
+  local id, token, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local job_key = ARGV[1] .. id
+  if holds_lease(KEYS[1], job_key, id, token) then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HSET', job_key, 'status', 'succeeded', 'finished_at', now)
+    if result ~= '' then redis.call('HSET', job_key, 'result', result) end
+    redis.call('HDEL', job_key, 'token')
+    redis.call('PEXPIRE', job_key, retention)
+    redis.call('ZADD', KEYS[2], now, id)
+    emit(KEYS[3], ARGV[5], 'succeeded', id)
+    acked = acked + 1
+    replies[#replies + 1] = 1
+  else
+    stale = stale + 1
+    replies[#replies + 1] = 0
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - retention)
+local keep = tonumber(ARGV[4])
+if redis.call('ZCARD', KEYS[2]) > keep then
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(keep + 1))
+end
+if acked > 0 then redis.call('HINCRBY', KEYS[4], 'succeeded', acked) end
+if stale > 0 then redis.call('HINCRBY', KEYS[4], 'stale_acks', stale) end
+return replies

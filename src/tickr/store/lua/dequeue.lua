@@ -1,0 +1,95 @@
+#!lua
+--[[
+  dequeue: promote due jobs, then lease up to N ready jobs, picking priorities by weight.
+  KEYS[1] tickr:{q}:ready:critical
+  KEYS[2] tickr:{q}:ready:high
+  KEYS[3] tickr:{q}:ready:default
+  KEYS[4] tickr:{q}:ready:low
+  KEYS[5] tickr:{q}:scheduled
+  KEYS[6] tickr:{q}:active         leases, score = lease deadline ms
+  KEYS[7] tickr:{q}:marker
+  KEYS[8] tickr:{q}:events
+  KEYS[9] tickr:{q}:stats
+  KEYS[10] tickr:{q}:paused        exists while the queue is paused
+  ARGV[1] job key prefix tickr:{q}:job:
+  ARGV[2] most jobs to lease (N)
+  ARGV[3] now ms (0 = Redis TIME)
+  ARGV[4] lease ms
+  ARGV[5] worker id
+  ARGV[6..9] weights of critical, high, default, low
+  ARGV[10] events stream max length
+  ARGV[11] most scheduled jobs to promote
+  Returns: {now, next due ms or -1, more ready (0/1), id1, {field, value, ...}, id2, {...}, ...}
+]]
+--- @include "common"
+--- @include "promote_due"
+
+local now = clock_ms(ARGV[3])
+local ready = {KEYS[1], KEYS[2], KEYS[3], KEYS[4]}
+local prefix = ARGV[1]
+promote_due(KEYS[5], ready, prefix, now, tonumber(ARGV[11]))
+
+if redis.call('EXISTS', KEYS[10]) == 1 then
+  return {now, next_due(KEYS[5]), 0}
+end
+
+-- Smooth weighted round robin: a fixed sequence of priorities in proportion to the
+-- weights, walked by a cursor kept in stats, so low priority never starves.
+local weights, total = {}, 0
+for i = 1, 4 do weights[i] = tonumber(ARGV[5 + i]); total = total + weights[i] end
+local seq, current = {}, {0, 0, 0, 0}
+for _ = 1, total do
+  local best = 1
+  for i = 1, 4 do
+    current[i] = current[i] + weights[i]
+    if current[i] > current[best] then best = i end
+  end
+  current[best] = current[best] - total
+  seq[#seq + 1] = best
+end
+
+local cursor = tonumber(redis.call('HGET', KEYS[9], 'cursor') or '0')
+local reply = {now, 0, 0}
+local n, taken = tonumber(ARGV[2]), 0
+local deadline = now + tonumber(ARGV[4])
+local worker = ARGV[5]
+local exhausted = false
+while taken < n and not exhausted do
+  local want = seq[(cursor % total) + 1]
+  cursor = cursor + 1
+  local id = redis.call('LPOP', ready[want])
+  if not id then
+    for i = 1, 4 do
+      id = redis.call('LPOP', ready[i])
+      if id then break end
+    end
+  end
+  if not id then
+    exhausted = true
+  else
+    local job_key = prefix .. id
+    if redis.call('EXISTS', job_key) == 1 then
+      local token = tostring(redis.call('HINCRBY', KEYS[9], 'lease_seq', 1))
+      redis.call('HINCRBY', job_key, 'attempt', 1)
+      redis.call('HSET', job_key, 'status', 'active', 'started_at', now, 'worker', worker, 'token', token)
+      redis.call('ZADD', KEYS[6], deadline, id)
+      reply[#reply + 1] = id
+      reply[#reply + 1] = redis.call('HGETALL', job_key)
+      emit(KEYS[8], ARGV[10], 'active', id, 'worker', worker)
+      taken = taken + 1
+    end
+  end
+end
+redis.call('HSET', KEYS[9], 'cursor', cursor % total)
+if taken > 0 then redis.call('HINCRBY', KEYS[9], 'dequeued', taken) end
+
+local more = 0
+if not exhausted then
+  for i = 1, 4 do
+    if redis.call('LLEN', ready[i]) > 0 then more = 1; break end
+  end
+end
+if more == 1 then wake(KEYS[7], now) end
+reply[2] = next_due(KEYS[5])
+reply[3] = more
+return reply

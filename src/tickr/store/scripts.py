@@ -1,0 +1,115 @@
+"""The Lua scripts: loaded from ``lua/`` once, registered by SHA, one typed method per script.
+
+redis-py's registered scripts call EVALSHA and reload after NOSCRIPT (pipelines included).
+Each method builds the script's KEYS from ``QueueKeys`` so the key contract lives here only.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
+
+from tickr.store.keys import QueueKeys
+
+SCRIPT_NAMES = (
+    "enqueue",
+    "promote",
+    "dequeue",
+    "extend",
+    "ack",
+    "fail",
+    "reap",
+    "release",
+    "cancel",
+    "replay",
+    "update",
+)
+_INCLUDE_RE = re.compile(r'^--- @include "([a-z_]+)"\s*$', re.MULTILINE)
+
+Client = Redis | Pipeline
+
+
+@cache
+def lua_source(name: str) -> str:
+    """The text of script ``name`` with its ``--- @include`` lines expanded (each include once)."""
+    root = resources.files("tickr.store") / "lua"
+    text = (root / f"{name}.lua").read_text()
+    seen: set[str] = set()
+
+    def expand(match: re.Match[str]) -> str:
+        include = match.group(1)
+        if include in seen:
+            return ""
+        seen.add(include)
+        return _INCLUDE_RE.sub(expand, (root / "include" / f"{include}.lua").read_text())
+
+    return _INCLUDE_RE.sub(expand, text)
+
+
+class Scripts:
+    """Every tickr Lua script, registered on one client."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._registered: dict[str, AsyncScript] = {
+            name: redis.register_script(lua_source(name)) for name in SCRIPT_NAMES
+        }
+
+    async def _run(self, name: str, keys: list[str], args: list[Any], client: Client | None) -> Any:
+        return await self._registered[name](keys=keys, args=args, client=client or self._redis)
+
+    async def enqueue(
+        self,
+        k: QueueKeys,
+        job_id: str,
+        priority: str,
+        idem_key: str | None,
+        args: list[Any],
+        client: Client | None = None,
+    ) -> Any:
+        idem = k.idem(idem_key) if idem_key is not None else k.stats
+        keys = [k.job(job_id), k.ready(priority), k.scheduled, k.marker, k.events, k.stats, idem]
+        return await self._run("enqueue", keys, args, client)
+
+    async def promote(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
+        return await self._run("promote", [*k.ready_all, k.scheduled, k.marker], args, client)
+
+    async def dequeue(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
+        keys = [*k.ready_all, k.scheduled, k.active, k.marker, k.events, k.stats, k.paused]
+        return await self._run("dequeue", keys, args, client)
+
+    async def extend(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
+        return await self._run("extend", [k.active, k.stats], args, client)
+
+    async def ack(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
+        return await self._run("ack", [k.active, k.done, k.events, k.stats], args, client)
+
+    async def fail(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
+        keys = [k.active, k.scheduled, k.dead, k.marker, k.events, k.stats]
+        return await self._run("fail", keys, args, client)
+
+    async def reap(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
+        keys = [k.active, *k.ready_all, k.dead, k.done, k.marker, k.events, k.stats]
+        return await self._run("reap", keys, args, client)
+
+    async def release(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
+        keys = [k.active, *k.ready_all, k.done, k.marker, k.events, k.stats]
+        return await self._run("release", keys, args, client)
+
+    async def cancel(self, k: QueueKeys, job_id: str, args: list[Any], client: Client | None = None) -> Any:
+        keys = [k.job(job_id), *k.ready_all, k.scheduled, k.done, k.events, k.stats]
+        return await self._run("cancel", keys, args, client)
+
+    async def replay(self, k: QueueKeys, job_id: str, args: list[Any], client: Client | None = None) -> Any:
+        keys = [k.job(job_id), *k.ready_all, k.dead, k.done, k.marker, k.events, k.stats]
+        return await self._run("replay", keys, args, client)
+
+    async def update(self, k: QueueKeys, job_id: str, args: list[Any], client: Client | None = None) -> Any:
+        keys = [k.job(job_id), *k.ready_all, k.scheduled, k.marker, k.events]
+        return await self._run("update", keys, args, client)

@@ -1,0 +1,228 @@
+"""The hot path to Redis: enqueue, dequeue, extend, ack, fail, reap, release, promote, wake-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from tickr.core.job import Job, JobError
+from tickr.store import codec
+from tickr.store.keys import DEFAULT_PREFIX, QueueKeys, queues_registry
+from tickr.store.scripts import Scripts
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Tunables of the store, in milliseconds where they are times."""
+
+    prefix: str = DEFAULT_PREFIX
+    lease_ms: int = 30_000
+    weights: tuple[int, int, int, int] = (8, 4, 2, 1)
+    idempotency_ttl_ms: int = 86_400_000
+    retention_ms: int = 86_400_000
+    done_max: int = 10_000
+    events_maxlen: int = 10_000
+    promote_limit: int = 1_000
+    reap_limit: int = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueResult:
+    """What enqueue did: ``created`` is False when an idempotency key matched an existing job."""
+
+    id: str
+    created: bool
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeasedJob:
+    """A job handed to a worker with its lease token."""
+
+    job: Job
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dequeued:
+    """One dequeue call: the leased jobs, the server time, when the next scheduled job is due."""
+
+    jobs: list[LeasedJob]
+    now_ms: int
+    next_due_ms: int | None
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FailOutcome:
+    """``retrying`` (with its due time), ``dead``, or ``stale`` (lease no longer held)."""
+
+    kind: str
+    due_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReapResult:
+    requeued: int
+    dead: int
+    lost: int
+    next_deadline_ms: int | None
+
+
+class RedisStore:
+    """The only door to Redis for the hot path. ``now`` overrides the Redis clock (tests)."""
+
+    def __init__(self, redis: Redis, config: StoreConfig | None = None, now: Callable[[], int] | None = None) -> None:
+        self.redis = redis
+        self.config = config or StoreConfig()
+        self.scripts = Scripts(redis)
+        self._now = now
+        self._keys: dict[str, QueueKeys] = {}
+        self._registered_queues: set[str] = set()
+
+    def keys(self, queue: str) -> QueueKeys:
+        """The keys of ``queue`` (validated and cached)."""
+        k = self._keys.get(queue)
+        if k is None:
+            k = self._keys[queue] = QueueKeys(queue, self.config.prefix)
+        return k
+
+    def clock_arg(self) -> int:
+        return self._now() if self._now else 0
+
+    async def _register_queue(self, queue: str) -> None:
+        if queue not in self._registered_queues:
+            await self.redis.sadd(queues_registry(self.config.prefix), queue)
+            self._registered_queues.add(queue)
+
+    def _enqueue_args(self, job: Job, due_ms: int | None) -> list[str | int]:
+        payload_json = codec.dumps(job.payload)
+        return [
+            job.id,
+            due_ms or 0,
+            self.clock_arg(),
+            self.config.idempotency_ttl_ms,
+            1 if job.idempotency_key is not None else 0,
+            self.config.events_maxlen,
+            *codec.job_fields(job, payload_json),
+        ]
+
+    async def enqueue(self, job: Job, due_ms: int | None = None) -> EnqueueResult:
+        """Store ``job``: ready now, or scheduled when ``due_ms`` is in the future."""
+        await self._register_queue(job.queue)
+        args = self._enqueue_args(job, due_ms)
+        reply = await self.scripts.enqueue(self.keys(job.queue), job.id, job.priority, job.idempotency_key, args)
+        return EnqueueResult(id=reply[1], created=reply[0] == 1, status=reply[2] or "")
+
+    async def enqueue_many(self, jobs: Sequence[tuple[Job, int | None]]) -> list[EnqueueResult]:
+        """Enqueue a batch in one round trip (a pipeline of script calls, not a transaction)."""
+        for queue in {job.queue for job, _ in jobs}:
+            await self._register_queue(queue)
+        pipe = self.redis.pipeline(transaction=False)
+        for job, due_ms in jobs:
+            args = self._enqueue_args(job, due_ms)
+            await self.scripts.enqueue(self.keys(job.queue), job.id, job.priority, job.idempotency_key, args, pipe)
+        replies = await pipe.execute()
+        return [EnqueueResult(id=r[1], created=r[0] == 1, status=r[2] or "") for r in replies]
+
+    async def dequeue(self, queue: str, count: int, worker_id: str, lease_ms: int | None = None) -> Dequeued:
+        """Promote due jobs, then lease up to ``count`` ready jobs of ``queue``."""
+        c = self.config
+        args = [
+            self.keys(queue).job_prefix,
+            count,
+            self.clock_arg(),
+            lease_ms or c.lease_ms,
+            worker_id,
+            *c.weights,
+            c.events_maxlen,
+            c.promote_limit,
+        ]
+        reply = await self.scripts.dequeue(self.keys(queue), args)
+        jobs = []
+        for i in range(3, len(reply), 2):
+            fields = codec.pairs_to_dict(reply[i + 1])
+            jobs.append(LeasedJob(job=codec.job_from_hash(reply[i], queue, fields), token=fields["token"]))
+        next_due = int(reply[1])
+        return Dequeued(
+            jobs=jobs, now_ms=int(reply[0]), next_due_ms=None if next_due < 0 else next_due, more=reply[2] == 1
+        )
+
+    async def extend(self, queue: str, leases: Sequence[tuple[str, str]], lease_ms: int | None = None) -> list[str]:
+        """Extend the leases ``(id, token)``; returns the ids whose lease is no longer held."""
+        if not leases:
+            return []
+        args: list[str | int] = [self.keys(queue).job_prefix, self.clock_arg(), lease_ms or self.config.lease_ms]
+        for job_id, token in leases:
+            args += [job_id, token]
+        return list(await self.scripts.extend(self.keys(queue), args))
+
+    async def ack_many(self, queue: str, items: Sequence[tuple[str, str, str]]) -> list[bool]:
+        """Mark ``(id, token, result_json)`` jobs succeeded; False where the lease was stale."""
+        if not items:
+            return []
+        c = self.config
+        args: list[str | int] = [
+            self.keys(queue).job_prefix,
+            self.clock_arg(),
+            c.retention_ms,
+            c.done_max,
+            c.events_maxlen,
+        ]
+        for item in items:
+            args += item
+        return [r == 1 for r in await self.scripts.ack(self.keys(queue), args)]
+
+    async def fail(
+        self, queue: str, job_id: str, token: str, error: JobError, *, delay_ms: int, permanent: bool = False
+    ) -> FailOutcome:
+        """Record a failed attempt: retry after ``delay_ms``, or dead-letter it."""
+        args = [
+            self.keys(queue).job_prefix,
+            self.clock_arg(),
+            job_id,
+            token,
+            codec.dumps(error.to_dict()),
+            max(0, delay_ms),
+            1 if permanent else 0,
+            self.config.events_maxlen,
+        ]
+        kind, due = await self.scripts.fail(self.keys(queue), args)
+        if kind == 1:
+            return FailOutcome("retrying", int(due))
+        return FailOutcome("dead" if kind == 2 else "stale")
+
+    async def reap(self, queue: str) -> ReapResult:
+        """Handle expired leases of ``queue``."""
+        args = [self.keys(queue).job_prefix, self.clock_arg(), self.config.reap_limit, self.config.events_maxlen]
+        requeued, dead, lost, next_deadline = await self.scripts.reap(self.keys(queue), args)
+        return ReapResult(requeued, dead, lost, None if int(next_deadline) < 0 else int(next_deadline))
+
+    async def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> tuple[int, int, int]:
+        """Hand unfinished leases back at once: ``(requeued, lost, stale)``."""
+        if not leases:
+            return (0, 0, 0)
+        args: list[str | int] = [self.keys(queue).job_prefix, self.clock_arg(), self.config.events_maxlen]
+        for job_id, token in leases:
+            args += [job_id, token]
+        requeued, lost, stale = await self.scripts.release(self.keys(queue), args)
+        return int(requeued), int(lost), int(stale)
+
+    async def promote(self, queue: str) -> tuple[int, int | None]:
+        """Move due scheduled jobs to ready: ``(moved, next due ms)``."""
+        moved, next_due = await self.scripts.promote(
+            self.keys(queue), [self.keys(queue).job_prefix, self.clock_arg(), self.config.promote_limit]
+        )
+        return int(moved), None if int(next_due) < 0 else int(next_due)
+
+    async def wait_for_marker(self, queue: str, block_seconds: float) -> int | None:
+        """Block until a wake-up marker arrives for ``queue``, or ``block_seconds`` pass.
+
+        Returns the marker's score (the time there is work), or None on timeout.
+        """
+        popped = await self.redis.bzpopmin(self.keys(queue).marker, timeout=block_seconds)
+        if not popped:
+            return None
+        return int(float(popped[2]))

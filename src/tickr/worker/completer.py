@@ -1,0 +1,74 @@
+"""Batches acks: every job that finishes in one event-loop turn is acked in one script call per queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from tickr.store.store import RedisStore
+
+log = logging.getLogger("tickr.worker")
+
+
+class Completer:
+    """Collects ``(id, token, result)`` acks and flushes them once per loop turn.
+
+    ``ack`` returns when the batch holding it is written, so a job's slot is freed (and a
+    graceful shutdown finishes) only after its success is durable in Redis.
+    """
+
+    def __init__(self, store: RedisStore, attempts: int = 5) -> None:
+        self._store = store
+        self._attempts = attempts
+        self._pending: dict[str, list[tuple[str, str, str, asyncio.Future[bool]]]] = defaultdict(list)
+        self._flush_scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stale = 0
+
+    async def ack(self, queue: str, job_id: str, token: str, result_json: str) -> bool:
+        """Ack one job; True when acked, False when the lease was no longer ours."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending[queue].append((job_id, token, result_json, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_flush)
+        return await asyncio.shield(future)
+
+    def _start_flush(self) -> None:
+        self._flush_scheduled = False
+        batches, self._pending = self._pending, defaultdict(list)
+        for queue, items in batches.items():
+            task = asyncio.get_running_loop().create_task(self._flush(queue, items))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, queue: str, items: list[tuple[str, str, str, asyncio.Future[bool]]]) -> None:
+        payload = [(job_id, token, result) for job_id, token, result, _ in items]
+        delay = 0.05
+        for attempt in range(1, self._attempts + 1):
+            try:
+                replies = await self._store.ack_many(queue, payload)
+                break
+            except Exception as exc:  # Redis hiccup: retry, the leases still protect the jobs
+                if attempt == self._attempts:
+                    log.error("ack of %d jobs on %s failed: %s; their leases will expire", len(items), queue, exc)
+                    for *_, future in items:
+                        if not future.done():
+                            future.set_exception(exc)
+                    return
+                await asyncio.sleep(delay)
+                delay *= 2
+        for (job_id, *_, future), acked in zip(items, replies, strict=True):
+            if not acked:
+                self.stale += 1
+                log.warning("ack of job %s refused: its lease is held by another worker", job_id)
+            if not future.done():
+                future.set_result(acked)
+
+    async def drain(self) -> None:
+        """Wait until every ack handed in so far is written."""
+        while self._flush_scheduled or self._tasks:
+            await asyncio.sleep(0)
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)

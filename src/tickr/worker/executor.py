@@ -1,0 +1,119 @@
+"""Runs one leased job: finds its handler, applies the timeout, and reports the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from tickr.config import Settings
+from tickr.core.errors import Permanent, Retry
+from tickr.core.job import JobError
+from tickr.store import codec
+from tickr.store.store import LeasedJob, RedisStore
+from tickr.tasks import TaskDef
+from tickr.worker.completer import Completer
+from tickr.worker.context import JobContext, reset_current_job, set_current_job
+
+log = logging.getLogger("tickr.worker")
+TRACEBACK_LIMIT = 4000
+
+
+class JobTimeout(Exception):
+    """The handler ran longer than the job's timeout."""
+
+
+def describe_error(exc: BaseException) -> JobError:
+    """Error type, message and a short traceback, as stored on the job."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8))
+    return JobError(type=type(exc).__name__, message=str(exc) or type(exc).__name__, traceback=text[-TRACEBACK_LIMIT:])
+
+
+class Executor:
+    """Executes jobs with the registered handlers and hands the outcome to Redis."""
+
+    def __init__(
+        self,
+        store: RedisStore,
+        registry: Mapping[str, TaskDef],
+        completer: Completer,
+        settings: Settings,
+        worker_id: str,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.completer = completer
+        self.settings = settings
+        self.worker_id = worker_id
+        self.succeeded = 0
+        self.failed = 0
+
+    async def run(self, leased: LeasedJob) -> None:
+        """Run ``leased`` to an outcome: ack, retry or dead-letter. Cancellation propagates."""
+        job = leased.job
+        token = set_current_job(
+            JobContext(job.id, job.type, job.queue, job.attempt, job.max_retries, self.worker_id, self.settings)
+        )
+        try:
+            result = await self._invoke(leased)
+        except asyncio.CancelledError:
+            raise
+        except Permanent as exc:
+            await self._fail(leased, exc, delay_s=0.0, permanent=True)
+        except Retry as exc:
+            delay = exc.after if exc.after is not None else job.backoff.next_delay(job.attempt, exc)
+            await self._fail(leased, exc, delay_s=delay, permanent=False)
+        except Exception as exc:
+            await self._fail(leased, exc, delay_s=job.backoff.next_delay(job.attempt, exc), permanent=False)
+        else:
+            await self._ack(leased, result)
+        finally:
+            reset_current_job(token)
+
+    async def _invoke(self, leased: LeasedJob) -> Any:
+        job = leased.job
+        task = self.registry.get(job.type)
+        if task is None:
+            raise Permanent(f"no handler for type '{job.type}'")
+        args, kwargs = task.call_arguments(job.payload)
+        try:
+            if task.is_async:
+                async with asyncio.timeout(job.timeout):
+                    return await task.fn(*args, **kwargs)
+            # A sync handler cannot be interrupted: on timeout the job fails, the thread runs on.
+            async with asyncio.timeout(job.timeout):
+                return await asyncio.to_thread(task.fn, *args, **kwargs)
+        except TimeoutError:
+            if job.timeout is not None:
+                raise JobTimeout(f"job exceeded its timeout of {job.timeout:g}s") from None
+            raise
+
+    async def _ack(self, leased: LeasedJob, result: Any) -> None:
+        try:
+            result_json = codec.dumps(result) if result is not None else ""
+        except TypeError as exc:
+            await self._fail(leased, Permanent(f"result is not JSON-serialisable: {exc}"), 0.0, permanent=True)
+            return
+        await self.completer.ack(leased.job.queue, leased.job.id, leased.token, result_json)
+        self.succeeded += 1
+
+    async def _fail(self, leased: LeasedJob, exc: BaseException, delay_s: float, permanent: bool) -> None:
+        job = leased.job
+        self.failed += 1
+        outcome = await self.store.fail(
+            job.queue, job.id, leased.token, describe_error(exc), delay_ms=int(delay_s * 1000), permanent=permanent
+        )
+        if outcome.kind == "stale":
+            log.warning("failure of job %s refused: its lease is held by another worker", job.id)
+        else:
+            log.info(
+                "job %s (%s) attempt %d failed: %s: %s -> %s",
+                job.id,
+                job.type,
+                job.attempt,
+                type(exc).__name__,
+                exc,
+                outcome.kind,
+            )

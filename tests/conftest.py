@@ -1,0 +1,93 @@
+"""Shared fixtures: a real Redis/Valkey (the local one, else the embedded binary), unique queues, apps."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tickr.app import App
+from tickr.config import Settings
+from tickr.store.connection import connect
+from tickr.store.store import RedisStore, StoreConfig
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+LOCAL_REDIS = os.environ.get("TICKR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The local Redis when it answers, else a private embedded Valkey for the session."""
+    if _answers(LOCAL_REDIS):
+        yield LOCAL_REDIS
+        return
+    from tickr.runtime.embedded import EmbeddedValkey
+
+    try:
+        server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"), persistent=False)
+        server.start()
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"no Redis at {LOCAL_REDIS} and the embedded Valkey did not start: {exc}")
+        pytest.skip(f"no Redis at {LOCAL_REDIS} and the embedded Valkey did not start: {exc}")
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def queue() -> str:
+    """A queue name of this test only: tests are isolated by name, never by flushing."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[RedisStore]:
+    client = connect(redis_url)
+    yield RedisStore(client, StoreConfig())
+    await client.aclose()
+
+
+class TestClock:
+    """An injectable clock for the scripts (ms)."""
+
+    __test__ = False
+
+    def __init__(self, start_ms: int = 1_800_000_000_000) -> None:
+        self.now = start_ms
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1000)
+
+
+@pytest.fixture
+def clock() -> TestClock:
+    return TestClock()
+
+
+@pytest.fixture
+async def clocked_store(redis_url: str, clock: TestClock) -> AsyncIterator[RedisStore]:
+    """A store whose scripts read ``clock`` instead of the Redis server's TIME."""
+    client = connect(redis_url)
+    yield RedisStore(client, StoreConfig(lease_ms=10_000), now=clock)
+    await client.aclose()
+
+
+@pytest.fixture
+async def app(redis_url: str, tmp_path: Path) -> AsyncIterator[App]:
+    tickr_app = App(settings=Settings(redis_url=redis_url, data_dir=tmp_path))
+    yield tickr_app
+    await tickr_app.close()
