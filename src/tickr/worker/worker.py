@@ -126,6 +126,11 @@ class Worker:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
 
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was requested."""
+        return self._stopping
+
     def stop(self) -> None:
         """Ask the worker to stop: first call is graceful, a second one skips the grace period."""
         self._stop_requests += 1
