@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from datetime import UTC, datetime
+
+import pytest
 
 from tests.apps import sample
 from tests.worker.conftest import RunWorker, wait_for
@@ -48,7 +52,7 @@ async def test_retries_follow_backoff_then_succeed(sample_app: App, queue: str, 
     times = [float(entry.rsplit(":", 1)[1]) for entry in log]
     assert [int(entry.split(":")[1]) for entry in log] == [1, 2, 3]
     # base 0.2 s, no jitter: the gaps are about 0.2 s and 0.4 s
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert 0.18 <= gaps[0] < 1.0 and 0.38 <= gaps[1] < 1.5
 
 
@@ -145,9 +149,6 @@ async def test_sdk_enqueue_sync_and_idempotency(sample_app: App, queue: str) -> 
 
 
 async def test_unserialisable_payload_is_refused(sample_app: App, queue: str) -> None:
-    import pytest
-
+    payload = {"when": datetime.now(UTC)}
     with pytest.raises(TypeError, match=r"payload\.when \(datetime\)"):
-        from datetime import datetime
-
-        await sample_app.enqueue("record", {"when": datetime.now()}, queue=queue)
+        await sample_app.enqueue("record", payload, queue=queue)

@@ -1,0 +1,175 @@
+"""Real worker processes: SIGKILL, SIGTERM, SIGSTOP, long jobs under short leases, the supervisor."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.apps import sample
+from tests.worker.conftest import wait_for
+from tickr import App, JobState
+
+ROOT = Path(__file__).resolve().parents[2]
+SOAK = os.environ.get("TICKR_SOAK_SHORT", "") == ""
+
+
+class Workers:
+    """Starts ``tickr worker tests.apps.sample:app`` processes and cleans them up."""
+
+    def __init__(self, redis_url: str, queue: str) -> None:
+        self.redis_url = redis_url
+        self.queue = queue
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str, lease: float = 1.0, grace: float = 30.0) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "TICKR_REDIS_URL": self.redis_url,
+            "TICKR_LEASE_SECONDS": str(lease),
+            "TICKR_SHUTDOWN_GRACE_SECONDS": str(grace),
+            "TICKR_LOG_LEVEL": "WARNING",
+        }
+        cmd = [sys.executable, "-m", "tickr", "worker", "tests.apps.sample:app", "--queues", self.queue, *args]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        self.procs.append(proc)
+        return proc
+
+    def cleanup(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait(10)
+
+
+@pytest.fixture
+def workers(redis_url: str, queue: str) -> Iterator[Workers]:
+    w = Workers(redis_url, queue)
+    yield w
+    w.cleanup()
+
+
+async def started(app: App, queue: str) -> list[str]:
+    return list(await app.store.redis.lrange(sample.runs_key(queue) + ":started", 0, -1))
+
+
+async def state(app: App, job_id: str) -> JobState:
+    return (await app.get_job(job_id)).status
+
+
+async def test_sigkill_mid_job(sample_app: App, queue: str, workers: Workers) -> None:
+    alo = await sample.slow.enqueue(1.0, queue=queue)
+    amo = await sample.slow.enqueue(1.0, queue=queue, execution="at_most_once")
+    first = workers.start("--concurrency", "4", lease=1.0)
+    await wait_for(lambda: _count(sample_app, queue, 2), timeout=20)
+    first.kill()
+    first.wait(10)
+    workers.start("--concurrency", "4", lease=1.0)
+    await wait_for(lambda: _is(sample_app, alo, JobState.SUCCEEDED), timeout=20)
+    assert await state(sample_app, amo) == JobState.LOST
+    await asyncio.sleep(1.5)
+    log = await started(sample_app, queue)
+    assert sum(entry.startswith(amo) for entry in log) == 1, "the at-most-once job ran again"
+    assert sum(entry.startswith(alo) for entry in log) == 2
+    runs = await sample_app.store.redis.hgetall(sample.runs_key(queue))
+    assert runs == {alo: "1"}
+
+
+async def test_sigterm_with_100_in_flight_loses_nothing(sample_app: App, queue: str, workers: Workers) -> None:
+    ids = await sample_app.enqueue_many(
+        [{"type": "slow", "payload": {"seconds": 1.0}, "queue": queue} for _ in range(100)]
+    )
+    proc = workers.start("--concurrency", "100", lease=5.0)
+    await wait_for(lambda: _count(sample_app, queue, 100), timeout=30)
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(proc.wait, 30) == 0
+    runs = await sample_app.store.redis.hgetall(sample.runs_key(queue))
+    assert set(runs) == set(ids) and set(runs.values()) == {"1"}
+    for job_id in ids:
+        assert await state(sample_app, job_id) == JobState.SUCCEEDED
+    assert len(await started(sample_app, queue)) == 100
+
+
+async def test_paused_worker_cannot_ack_a_job_taken_over(sample_app: App, queue: str, workers: Workers) -> None:
+    job_id = await sample.slow.enqueue(2.0, queue=queue)
+    paused = workers.start("--concurrency", "1", "--no-reaper", lease=1.0)
+    await wait_for(lambda: _count(sample_app, queue, 1), timeout=20)
+    paused.send_signal(signal.SIGSTOP)
+    second = workers.start("--concurrency", "1", lease=1.0)
+    await wait_for(lambda: _is(sample_app, job_id, JobState.SUCCEEDED), timeout=20)
+    winner = (await sample_app.get_job(job_id)).result
+    assert winner is not None and winner["pid"] == second.pid
+    paused.send_signal(signal.SIGCONT)
+    stats = sample_app.store.keys(queue).stats
+
+    async def refused() -> int:
+        data = await sample_app.store.redis.hgetall(stats)
+        return int(data.get("stale_acks", 0)) + int(data.get("stale_extends", 0))
+
+    assert await wait_for(refused, timeout=10) >= 1
+    await asyncio.sleep(2.5)  # the resumed worker's run would have finished by now
+    job = await sample_app.get_job(job_id)
+    assert job.status == JobState.SUCCEEDED and job.result is not None and job.result["pid"] == second.pid
+
+
+@pytest.mark.parametrize("soak", [pytest.param(True, marks=pytest.mark.soak), False], ids=["60s", "short"])
+async def test_long_job_is_not_run_twice_while_worker_lives(
+    sample_app: App, queue: str, workers: Workers, soak: bool
+) -> None:
+    seconds, lease = (60.0, 5.0) if soak and SOAK else (6.0, 1.0)
+    job_id = await sample.slow.enqueue(seconds, queue=queue)
+    workers.start("--concurrency", "2", lease=lease)
+    workers.start("--concurrency", "2", lease=lease)  # a second worker with a reaper, ready to steal
+    await wait_for(lambda: _is(sample_app, job_id, JobState.SUCCEEDED), timeout=seconds + 30)
+    assert len(await started(sample_app, queue)) == 1
+    assert await sample_app.store.redis.hgetall(sample.runs_key(queue)) == {job_id: "1"}
+
+
+async def test_supervisor_restarts_a_dead_process(sample_app: App, queue: str, workers: Workers) -> None:
+    supervisor = workers.start("--processes", "2", "--concurrency", "2", lease=1.0)
+    registry = sample_app.store.redis
+
+    async def pids() -> set[int]:
+        ids = await registry.zrange("tickr:workers", 0, -1)
+        found = set()
+        for worker_id in ids:
+            info = await registry.hgetall(f"tickr:worker:{worker_id}")
+            if info.get("queues") == queue:
+                found.add(int(info["pid"]))
+        return found
+
+    before = await wait_for(lambda: _at_least(pids, 2), timeout=20)
+    victim = sorted(before)[0]
+    os.kill(victim, signal.SIGKILL)
+    after = await wait_for(lambda: _replaced(pids, before, victim), timeout=20)
+    assert victim not in after and len(after) == 2
+    job_id = await sample.record.enqueue(queue=queue)
+    await wait_for(lambda: _is(sample_app, job_id, JobState.SUCCEEDED), timeout=10)
+    supervisor.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(supervisor.wait, 30) == 0
+
+
+async def _count(app: App, queue: str, n: int) -> bool:
+    return len(await started(app, queue)) >= n
+
+
+async def _is(app: App, job_id: str, wanted: JobState) -> bool:
+    return await state(app, job_id) == wanted
+
+
+async def _at_least(pids, n: int) -> set[int] | None:  # type: ignore[no-untyped-def]
+    found = await pids()
+    return found if len(found) >= n else None
+
+
+async def _replaced(pids, before: set[int], victim: int) -> set[int] | None:  # type: ignore[no-untyped-def]
+    found = await pids()
+    live = {p for p in found if p != victim}
+    return live if len(live) >= 2 else None
