@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="How long in-flight jobs may finish on shutdown")
     done_retention_seconds: int = Field(86_400, ge=1, description="How long finished jobs stay in Redis")
     done_max: int = Field(10_000, ge=0, description="Finished job ids kept per queue for listings")
-    events_maxlen: int = Field(100_000, ge=0, description="Approximate cap of each queue's event stream")
+    events_maxlen: int = Field(10_000, ge=0, description="Approximate cap of each queue's event stream")
     default_max_retries: int = Field(3, ge=0, le=1000)
     wake_cap_seconds: float = Field(5.0, gt=0, description="Longest a idle worker blocks before looking again")
 

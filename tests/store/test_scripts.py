@@ -7,12 +7,12 @@ from collections import Counter
 
 import pytest
 
+from tests.conftest import TestClock
 from tickr.core.factory import new_job
 from tickr.core.job import JobError
 from tickr.store import codec
 from tickr.store.inspect import Inspector
 from tickr.store.store import RedisStore
-from tests.conftest import TestClock
 
 
 async def put(store: RedisStore, queue: str, *, due_ms: int | None = None, **kw: object) -> str:
@@ -87,8 +87,9 @@ async def test_dequeue_leases_with_tokens_and_attempts(clocked_store: RedisStore
 
 async def test_weighted_priorities_never_starve_low(clocked_store: RedisStore, queue: str) -> None:
     for priority in ("critical", "high", "default", "low"):
-        await clocked_store.enqueue_many([(new_job("noop", {}, queue=queue, priority=priority), None)
-                                          for _ in range(60)])
+        await clocked_store.enqueue_many(
+            [(new_job("noop", {}, queue=queue, priority=priority), None) for _ in range(60)]
+        )
     taken: Counter[str] = Counter()
     for _ in range(15):  # 15 single-job dequeues = one full weight cycle 8/4/2/1
         batch = await clocked_store.dequeue(queue, 1, "w")
@@ -143,7 +144,9 @@ async def test_permanent_and_at_most_once_failures_skip_retries(clocked_store: R
     a = await put(clocked_store, queue, max_retries=5)
     b = await put(clocked_store, queue, max_retries=5, execution="at_most_once")
     la, lb = (await clocked_store.dequeue(queue, 2, "w")).jobs
-    assert (await clocked_store.fail(queue, a, la.token, JobError("E", "x"), delay_ms=10, permanent=True)).kind == "dead"
+    assert (
+        await clocked_store.fail(queue, a, la.token, JobError("E", "x"), delay_ms=10, permanent=True)
+    ).kind == "dead"
     assert (await clocked_store.fail(queue, b, lb.token, JobError("E", "x"), delay_ms=10)).kind == "dead"
 
 

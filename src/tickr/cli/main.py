@@ -33,8 +33,7 @@ def fail_usage(message: str) -> typer.Exit:
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, with command-line values that were given on top."""
     try:
-        base = Settings()
-        return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     except Exception as exc:  # pydantic ValidationError: bad TICKR_* value
         raise fail_usage(f"bad configuration: {exc}") from None
 

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from tickr.config import Settings
@@ -28,14 +29,32 @@ def start_embedded(settings: Settings) -> tuple[Settings, EmbeddedValkey | None]
         return settings, None
     server = EmbeddedValkey(settings.data_dir / "valkey", persistent=True)
     server.start()
+    url_file(settings).write_text(server.url + "\n")
     log.info("embedded Valkey listening at %s (data in %s)", server.url, settings.data_dir / "valkey")
     return settings.model_copy(update={"redis_url": server.url}), server
+
+
+def url_file(settings: Settings) -> Path:
+    """Where ``tickr up`` writes its embedded server's URL, so other commands on the machine find it."""
+    return settings.data_dir / "redis-url"
+
+
+def discover_redis_url(settings: Settings) -> str | None:
+    """``TICKR_REDIS_URL``, else the URL of a running ``tickr up`` in the same data directory."""
+    if settings.redis_url:
+        return settings.redis_url
+    path = url_file(settings)
+    return path.read_text().strip() or None if path.exists() else None
 
 
 async def run_up(
     settings: Settings, app_spec: str | None, concurrency: int, extra_services: list[ExtraService] | None = None
 ) -> None:
     """Run the embedded server, the worker pool and any extra services until SIGINT/SIGTERM."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a signal during start-up still stops cleanly
+        loop.add_signal_handler(sig, stopping.set)
     settings, server = await asyncio.to_thread(start_embedded, settings)
     app = load_app(app_spec, settings)
     worker = Worker(
@@ -47,8 +66,6 @@ async def run_up(
             wake_cap_seconds=settings.wake_cap_seconds,
         ),
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
 
     def on_signal() -> None:
         stopping.set()
@@ -56,6 +73,10 @@ async def run_up(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    if stopping.is_set():
+        worker.stop()
+    if server is not None:
+        url_file(settings).write_text(server.url + "\n")
     extras = [loop.create_task(service(settings, stopping)) for service in extra_services or []]
     try:
         await worker.run()
@@ -64,5 +85,6 @@ async def run_up(
         await asyncio.gather(*extras, return_exceptions=True)
         await app.close()
         if server is not None:
+            url_file(settings).unlink(missing_ok=True)
             await asyncio.to_thread(server.stop)
         log.info("tickr stopped")

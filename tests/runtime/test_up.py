@@ -1,0 +1,64 @@
+"""``tickr up`` end to end: embedded Valkey with persistence, a worker pool, a clean stop and a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tickr import App, JobState, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_up(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKR_")}
+    env.update({"TICKR_DATA_DIR": str(data_dir), "TICKR_API_PORT": "0", "TICKR_LOG_LEVEL": "INFO"})
+    proc = subprocess.Popen([sys.executable, "-m", "tickr", "up"], cwd=ROOT, env=env)
+    url_path = data_dir / "redis-url"
+    deadline = time.monotonic() + 30
+    while not url_path.exists():
+        assert proc.poll() is None, "tickr up exited early"
+        assert time.monotonic() < deadline, "tickr up did not start its embedded Valkey"
+        time.sleep(0.05)
+    return proc, url_path.read_text().strip()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGINT)
+    return proc.wait(30)
+
+
+async def wait_status(app: App, job_id: str, wanted: JobState, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while (await app.get_job(job_id)).status != wanted:
+        assert time.monotonic() < deadline, f"job {job_id} never reached {wanted}"
+        await asyncio.sleep(0.05)
+
+
+async def test_up_runs_jobs_and_keeps_them_across_restarts(tmp_path: Path) -> None:
+    proc, url = await asyncio.to_thread(start_up, tmp_path)
+    try:
+        app = App(settings=Settings(redis_url=url))
+        done = await app.enqueue("noop", {})
+        later = await app.enqueue("noop", {"kept": True}, delay=3600)
+        await wait_status(app, done, JobState.SUCCEEDED)
+        await app.close()
+    finally:
+        assert await asyncio.to_thread(stop, proc) == 0
+    assert not (tmp_path / "redis-url").exists()
+    assert (tmp_path / "valkey" / "appendonlydir").is_dir()
+
+    proc, url = await asyncio.to_thread(start_up, tmp_path)
+    try:
+        app = App(settings=Settings(redis_url=url))
+        job = await app.get_job(later)
+        assert job.status == JobState.SCHEDULED and job.payload == {"kept": True}
+        assert (await app.get_job(done)).status == JobState.SUCCEEDED
+        await app.close()
+    finally:
+        assert await asyncio.to_thread(stop, proc) == 0
