@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TestClock
 from tickr.core.factory import new_job
 from tickr.core.job import JobError
 from tickr.runtime.embedded import EmbeddedValkey
 from tickr.store.connection import connect
 from tickr.store.inspect import Inspector
 from tickr.store.store import RedisStore, StoreConfig
-from tests.conftest import TestClock
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,9 @@ async def test_all_scripts_run_on_a_cluster(cluster_store: RedisStore, queue: st
     leases = [(j.job.id, j.token) for j in batch.jobs]
     assert await s.extend(queue, leases) == []
     assert await s.ack_many(queue, [(*leases[0], "")]) == [True]
-    assert (await s.fail(queue, leases[1][0], leases[1][1], JobError("E", "x"), delay_ms=0, permanent=True)).kind == "dead"
+    assert (
+        await s.fail(queue, leases[1][0], leases[1][1], JobError("E", "x"), delay_ms=0, permanent=True)
+    ).kind == "dead"
     assert await s.release(queue, [leases[2]]) == (1, 0, 0)
     clock.advance(1)
     assert (await s.promote(queue))[0] == 1

@@ -13,8 +13,19 @@ from tickr.store.keys import QueueKeys
 from tickr.store.scripts import SCRIPT_NAMES, Scripts, lua_source
 
 LUA_DIR = resources.files("tickr.store") / "lua"
-QUEUE_SCRIPTS = ("enqueue", "promote", "dequeue", "extend", "ack", "fail", "reap", "release", "cancel", "replay",
-                 "update")
+QUEUE_SCRIPTS = (
+    "enqueue",
+    "promote",
+    "dequeue",
+    "extend",
+    "ack",
+    "fail",
+    "reap",
+    "release",
+    "cancel",
+    "replay",
+    "update",
+)
 
 
 def header_keys(name: str) -> int:
@@ -44,7 +55,9 @@ async def test_wrapper_passes_exactly_the_declared_keys(name: str) -> None:
     else:
         await method(k, [])
     keys = capture.calls[name]
-    assert len(keys) == header_keys(name), f"{name}: wrapper passes {len(keys)} keys, header declares {header_keys(name)}"
+    assert len(keys) == header_keys(name), (
+        f"{name}: wrapper passes {len(keys)} keys, header declares {header_keys(name)}"
+    )
     assert all(key.startswith("tickr:{q1}:") for key in keys), "every key carries the queue's hash tag"
 
 
