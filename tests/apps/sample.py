@@ -78,3 +78,10 @@ async def permanent() -> None:
 @app.task(name="too_slow", timeout=0.2, max_retries=0)
 async def too_slow() -> None:
     await asyncio.sleep(5)
+
+
+@app.task(name="poison", max_retries=2)
+async def poison() -> None:
+    """Kills its own worker process on every attempt."""
+    await _record()
+    os.kill(os.getpid(), 9)

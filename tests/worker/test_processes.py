@@ -173,3 +173,15 @@ async def _replaced(pids, before: set[int], victim: int) -> set[int] | None:  # 
     found = await pids()
     live = {p for p in found if p != victim}
     return live if len(live) >= 2 else None
+
+
+async def test_poison_job_is_dead_lettered_after_max_retries_reaps(
+    sample_app: App, queue: str, workers: Workers
+) -> None:
+    job_id = await sample.poison.enqueue(queue=queue)
+    workers.start("--processes", "2", "--concurrency", "1", lease=0.5)
+    await wait_for(lambda: _is(sample_app, job_id, JobState.DEAD), timeout=40)
+    job = await sample_app.get_job(job_id)
+    assert job.attempt == 3 and job.last_error is not None and job.last_error.type == "LeaseExpired"
+    runs = await sample_app.store.redis.hgetall(sample.runs_key(queue))
+    assert runs == {job_id: "3"}
