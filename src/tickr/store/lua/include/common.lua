@@ -1,4 +1,4 @@
--- Shared helpers pulled into every script by the loader (`--- @include "common"`).
+-- Shared helpers pulled into every script by the include loader (scripts.py).
 
 -- The time in ms: the caller's when given (tests), else the Redis server clock,
 -- so every host shares one clock and client skew cannot expire a lease early.
