@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from typing import Annotated
 
@@ -127,18 +128,79 @@ def up(
     app: Annotated[str | None, typer.Argument(help="module:attr of your tickr.App")] = None,
     concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1)] = None,
     data_dir: Annotated[str | None, typer.Option("--data-dir", envvar="TICKR_DATA_DIR")] = None,
+    host: Annotated[str | None, typer.Option("--host", envvar="TICKR_API_HOST", help="API address")] = None,
+    port: Annotated[int | None, typer.Option("--port", envvar="TICKR_API_PORT", help="API port")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="serve beyond loopback without a token")] = False,
 ) -> None:
-    """Run everything in one process: embedded Valkey (unless TICKR_REDIS_URL), workers, reaper."""
-    settings = load_settings(concurrency=concurrency, data_dir=data_dir)
+    """Run everything in one process: embedded Valkey (unless TICKR_REDIS_URL), API, workers, reaper."""
+    settings = load_settings(concurrency=concurrency, data_dir=data_dir, api_host=host, api_port=port)
     configure_logging(settings.log_level, settings.log_format)
+    from tickr.api.server import check_bind, serve
     from tickr.runtime.up import run_up
+
+    try:
+        check_bind(settings.api_host, settings.api_token, insecure)
+    except ConfigError as exc:
+        raise fail_usage(str(exc)) from None
+
+    async def api_service(running: Settings, stop: asyncio.Event) -> None:
+        if running.api_port:
+            typer.echo(f"tickr API and docs at http://{running.api_host}:{running.api_port}/docs", err=True)
+        await serve(running, None, stop)
 
     try_uvloop()
     try:
-        asyncio.run(run_up(settings, app, settings.concurrency))
+        asyncio.run(run_up(settings, app, settings.concurrency, extra_services=[api_service]))
     except TickrError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_FAILED) from None
+
+
+@cli.command()
+def api(
+    host: Annotated[str | None, typer.Option("--host", envvar="TICKR_API_HOST")] = None,
+    port: Annotated[int | None, typer.Option("--port", envvar="TICKR_API_PORT")] = None,
+    redis_url: Annotated[str | None, typer.Option("--redis-url", envvar="TICKR_REDIS_URL")] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="serve beyond loopback without a token")] = False,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    settings = load_settings(api_host=host, api_port=port, redis_url=redis_url)
+    configure_logging(settings.log_level, settings.log_format)
+    from tickr.api.server import check_bind, serve
+    from tickr.runtime.up import discover_redis_url
+
+    url = discover_redis_url(settings)
+    if not url:
+        raise fail_usage("no Redis: set TICKR_REDIS_URL or pass --redis-url (or use `tickr up`)")
+    settings = settings.model_copy(update={"redis_url": url})
+    try:
+        check_bind(settings.api_host, settings.api_token, insecure)
+    except ConfigError as exc:
+        raise fail_usage(str(exc)) from None
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        typer.echo(f"tickr API at http://{settings.api_host}:{settings.api_port}/docs", err=True)
+        await serve(settings, None, stop)
+
+    try_uvloop()
+    try:
+        asyncio.run(main())
+    except TickrError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def _register_commands() -> None:
+    from tickr.cli import ops
+
+    ops.register(cli)
+
+
+_register_commands()
 
 
 def main() -> None:

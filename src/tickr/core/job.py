@@ -52,7 +52,7 @@ class Execution(StrEnum):
 
 def validate_queue_name(name: str) -> str:
     """Return ``name`` if it can be a queue name; Redis hash tags forbid ``{``, ``}`` and ``:``."""
-    if not isinstance(name, str) or not QUEUE_NAME_RE.match(name):
+    if not isinstance(name, str) or not QUEUE_NAME_RE.fullmatch(name):
         raise ValidationError(
             f"invalid queue name {name!r}",
             {"queue": "must be 1-64 characters of letters, digits, '_', '-' or '.'"},
@@ -62,7 +62,7 @@ def validate_queue_name(name: str) -> str:
 
 def validate_type_name(name: str) -> str:
     """Return ``name`` if it can be a job type (handler name)."""
-    if not isinstance(name, str) or not TYPE_NAME_RE.match(name):
+    if not isinstance(name, str) or not TYPE_NAME_RE.fullmatch(name):
         raise ValidationError(
             f"invalid job type {name!r}",
             {"type": "must be 1-128 characters of letters, digits, '_', '-', '.', ':' or '/'"},

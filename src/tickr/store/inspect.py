@@ -1,14 +1,112 @@
-"""The admin path to Redis: find and read jobs, cancel, replay, update; queue and worker listings."""
+"""The admin path to Redis for jobs: find, read and list jobs (cursor paging), cancel, replay, update.
+
+Queue-level reads and writes (counts, pause, dead-letter queue, workers) live in ``store/queues.py``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import binascii
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
-from tickr.core.errors import InvalidState, JobNotFound
-from tickr.core.job import Job
+import orjson
+
+from tickr.core.errors import InvalidState, JobNotFound, ValidationError
+from tickr.core.job import PRIORITIES, Job, JobState
 from tickr.store import codec
-from tickr.store.keys import queues_registry
+from tickr.store.keys import QueueKeys, queues_registry
 from tickr.store.store import RedisStore
+
+# Where jobs wait, in listing order within a queue. A job hash says its state; these say where to look.
+KINDS = ("active", *(f"ready:{p.value}" for p in PRIORITIES), "scheduled", "dead", "done")
+STATUS_KINDS: dict[JobState | None, tuple[str, ...]] = {
+    None: KINDS,
+    JobState.QUEUED: tuple(k for k in KINDS if k.startswith("ready:")),
+    JobState.SCHEDULED: ("scheduled",),
+    JobState.RETRYING: ("scheduled",),
+    JobState.ACTIVE: ("active",),
+    JobState.DEAD: ("dead",),
+    JobState.SUCCEEDED: ("done",),
+    JobState.CANCELLED: ("done",),
+    JobState.LOST: ("done",),
+}
+MAX_PAGE = 500
+SHARED_STATES = frozenset(
+    {JobState.SCHEDULED, JobState.RETRYING, JobState.SUCCEEDED, JobState.CANCELLED, JobState.LOST}
+)
+MIN_FETCH = 50  # ids read at a time when filters may drop some
+SCAN_BUDGET_PAGES = 5  # a page examines at most this many pages' worth of ids when filters drop some
+Position = int | tuple[float, int]  # ready list: ids taken from the tail; zset: (last score, ids seen at it)
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of a listing; ``next_cursor`` is None at the end."""
+
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """One Redis structure of one queue that holds job ids."""
+
+    queue: str
+    kind: str
+    keys: QueueKeys
+
+    @property
+    def order(self) -> tuple[str, int]:
+        return (self.queue, KINDS.index(self.kind))
+
+    @property
+    def key(self) -> str:
+        if self.kind.startswith("ready:"):
+            return self.keys.ready(self.kind.removeprefix("ready:"))
+        return str(getattr(self.keys, self.kind))
+
+    @property
+    def is_list(self) -> bool:
+        return self.kind.startswith("ready:")
+
+
+def _bad_cursor() -> ValidationError:
+    return ValidationError("invalid cursor", {"cursor": "not a cursor returned by this listing"})
+
+
+def encode_cursor(source: _Source, pos: Position) -> str:
+    """An opaque cursor: which structure of which queue, and where in it."""
+    if isinstance(pos, tuple):
+        value: Any = [None if math.isinf(pos[0]) else pos[0], pos[1]]
+    else:
+        value = pos
+    raw = orjson.dumps({"q": source.queue, "k": source.kind, "p": value})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[tuple[str, int], Position]:
+    """The source order key and position in a cursor; ``ValidationError`` on anything else."""
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        queue, kind, pos = data["q"], data["k"], data["p"]
+        order = (str(queue), KINDS.index(kind))
+    except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise _bad_cursor() from None
+    if kind.startswith("ready:") and isinstance(pos, int) and not isinstance(pos, bool) and pos >= 0:
+        return order, pos
+    if (
+        not kind.startswith("ready:")
+        and isinstance(pos, list)
+        and len(pos) == 2
+        and (pos[0] is None or isinstance(pos[0], int | float))
+        and isinstance(pos[1], int)
+        and pos[1] >= 0
+    ):
+        return order, (math.inf if pos[0] is None else float(pos[0]), pos[1])
+    raise _bad_cursor()
 
 
 class Inspector:
@@ -35,6 +133,21 @@ class Inspector:
             if found:
                 return name
         raise JobNotFound(job_id)
+
+    async def get_jobs(self, refs: Sequence[tuple[str, str]]) -> list[Job | None]:
+        """The jobs ``(queue, id)`` in one round trip; None where a job does not exist."""
+        if not refs:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for queue, job_id in refs:
+            pipe.hgetall(self.store.keys(queue).job(job_id))
+        out: list[Job | None] = []
+        for (queue, job_id), data in zip(refs, await pipe.execute(), strict=True):
+            try:
+                out.append(codec.job_from_hash(job_id, queue, data) if data else None)
+            except (KeyError, TypeError, ValueError):  # a hash that expired half-way, or is not a job
+                out.append(None)
+        return out
 
     async def get_job(self, job_id: str, queue: str | None = None) -> Job:
         """The job ``job_id`` as stored now."""
@@ -88,3 +201,120 @@ class Inspector:
             s.config.events_maxlen,
         ]
         return self._check(job_id, await s.scripts.update(s.keys(queue), job_id, args), "update")
+
+    # -- listing ----------------------------------------------------------------------------------
+    async def list_jobs(
+        self,
+        *,
+        queue: str | None = None,
+        status: JobState | str | None = None,
+        job_type: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """A page of jobs, filtered by queue, status and type, newest first within each structure.
+
+        Queues are walked in name order; within a queue: active, ready lists (critical first),
+        scheduled, dead, done. Each call reads O(limit) ids (at most ``SCAN_BUDGET_PAGES`` pages'
+        worth when filters drop jobs, so a page may come back short with a cursor to go on).
+        """
+        state = JobState(status) if status is not None else None
+        limit = max(1, min(limit, MAX_PAGE))
+        names = [queue] if queue else await self.queues()
+        sources = [_Source(q, kind, self.store.keys(q)) for q in sorted(names) for kind in STATUS_KINDS[state]]
+        start, pos = 0, None
+        if cursor:
+            order, resume_pos = decode_cursor(cursor)
+            start = next((i for i, src in enumerate(sources) if src.order >= order), len(sources))
+            if start < len(sources) and sources[start].order == order:
+                pos = resume_pos
+        sources = await self._non_empty(sources[start:], keep_first=pos is not None)
+        # When the structure alone decides the state, every id read is a hit: no need to read ahead.
+        exact = job_type is None and state not in SHARED_STATES
+        jobs: list[Job] = []
+        budget = limit * SCAN_BUDGET_PAGES
+        for index, src in enumerate(sources):
+            pos = pos if index == 0 else None
+            exhausted = False
+            while not exhausted:
+                if len(jobs) == limit or budget <= 0:
+                    return JobPage(jobs, encode_cursor(src, self._start(src) if pos is None else pos))
+                room = limit - len(jobs)
+                rows, exhausted = await self._fetch(src, pos, min(room if exact else max(room, MIN_FETCH), budget))
+                budget -= len(rows)
+                found = await self._matching(src.queue, [job_id for job_id, _ in rows], state, job_type, exact)
+                for i, ((_, row_pos), job) in enumerate(zip(rows, found, strict=True)):
+                    pos = row_pos
+                    if job is not None:
+                        jobs.append(job)
+                    if len(jobs) == limit:
+                        exhausted = exhausted and i == len(rows) - 1
+                        break
+        return JobPage(jobs, None)
+
+    async def _matching(
+        self, queue: str, ids: list[str], state: JobState | None, job_type: str | None, exact: bool
+    ) -> list[Job | None]:
+        """The jobs ``ids`` that pass the filters (None in place of the others), reading full hashes
+        only for those whose status and type match."""
+        wanted = ids
+        if not exact and ids:
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hmget(self.store.keys(queue).job(job_id), "status", "type")
+            heads = await pipe.execute()
+            wanted = [
+                job_id
+                for job_id, (status, kind) in zip(ids, heads, strict=True)
+                if status is not None and state in (None, status) and job_type in (None, kind)
+            ]
+        loaded = dict(zip(wanted, await self.get_jobs([(queue, job_id) for job_id in wanted]), strict=True))
+        return [
+            job
+            if (job := loaded.get(job_id)) is not None and state in (None, job.status) and job_type in (None, job.type)
+            else None
+            for job_id in ids
+        ]
+
+    async def _non_empty(self, sources: list[_Source], keep_first: bool) -> list[_Source]:
+        """``sources`` without the empty ones (one round trip); the first is kept when resuming in it."""
+        if not sources:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for src in sources:
+            if src.is_list:
+                pipe.llen(src.key)
+            else:
+                pipe.zcard(src.key)
+        sizes = await pipe.execute()
+        return [
+            src for i, (src, size) in enumerate(zip(sources, sizes, strict=True)) if size or (i == 0 and keep_first)
+        ]
+
+    @staticmethod
+    def _start(src: _Source) -> Position:
+        return 0 if src.is_list else (math.inf, 0)
+
+    async def _fetch(self, src: _Source, pos: Position | None, count: int) -> tuple[list[tuple[str, Position]], bool]:
+        """Up to ``count`` ids after ``pos``, newest first, each with the position just after it."""
+        if pos is None:
+            pos = self._start(src)
+        if src.is_list:
+            taken = int(pos) if isinstance(pos, int) else 0
+            ids = await self.redis.lrange(src.key, -(taken + count), -(taken + 1))
+            ids.reverse()
+            return [(str(job_id), taken + i + 1) for i, job_id in enumerate(ids)], len(ids) < count
+        score, seen = pos if isinstance(pos, tuple) else (math.inf, 0)
+        top = "+inf" if math.isinf(score) else repr(score)
+        rows = cast(
+            "list[tuple[str, float]]",
+            await self.redis.zrevrangebyscore(src.key, top, "-inf", start=seen, num=count, withscores=True),
+        )
+        out: list[tuple[str, Position]] = []
+        for member, member_score in rows:
+            if member_score == score:
+                seen += 1
+            else:
+                score, seen = float(member_score), 1
+            out.append((str(member), (score, seen)))
+        return out, len(rows) < count

@@ -1,0 +1,67 @@
+"""Dependencies of the routes: the process-wide ``tickr.App`` (made lazily) and its admin views."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tickr.app import App
+from tickr.config import Settings
+from tickr.store.inspect import Inspector
+from tickr.store.queues import QueueInspector
+
+
+class ApiState:
+    """One per API process: the settings, the ``App`` (given, or made on first use) and the start time."""
+
+    def __init__(self, settings: Settings, app: App | None = None) -> None:
+        self.settings = settings
+        self._app = app
+        self._owned = app is None
+        self.started = time.monotonic()
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            self._app = App(settings=self.settings)
+        return self._app
+
+    def start(self) -> None:
+        """Called by the lifespan: make the App now (no I/O; Redis connects on first use)."""
+        self.started = time.monotonic()
+        _ = self.app
+
+    async def close(self) -> None:
+        """Close the App's connections, unless the caller passed it in (then it is theirs to close)."""
+        if self._owned and self._app is not None:
+            await self._app.close()
+            self._app = None
+
+    @property
+    def uptime_seconds(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+
+def get_state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.tickr
+    return state
+
+
+def get_tickr(state: Annotated[ApiState, Depends(get_state)]) -> App:
+    return state.app
+
+
+def get_inspector(tickr: Annotated[App, Depends(get_tickr)]) -> Inspector:
+    return Inspector(tickr.store)
+
+
+def get_queues(tickr: Annotated[App, Depends(get_tickr)]) -> QueueInspector:
+    return QueueInspector(tickr.store)
+
+
+StateDep = Annotated[ApiState, Depends(get_state)]
+TickrDep = Annotated[App, Depends(get_tickr)]
+InspectorDep = Annotated[Inspector, Depends(get_inspector)]
+QueuesDep = Annotated[QueueInspector, Depends(get_queues)]

@@ -1,0 +1,120 @@
+"""Turning API job requests into validated jobs and enqueuing them: one, or a batch in one round trip."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pydantic
+
+from tickr.api.models import JobIn
+from tickr.api.problems import Problem
+from tickr.app import App, due_time_ms
+from tickr.core.errors import ValidationError
+from tickr.core.job import Job
+from tickr.handlers.http import HttpPayload
+from tickr.store.inspect import Inspector
+
+JOB_OPTIONS = ("queue", "priority", "max_retries", "timeout", "execution", "idempotency_key")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+HTTP_FIELDS = frozenset({"http_method", "http_url", "http_headers", "http_body"})
+
+
+def _http_job(spec: JobIn) -> tuple[str | None, dict[str, Any], dict[str, str]]:
+    """Type and payload, folding the top-level ``http*`` fields into an ``http`` job when given."""
+    if not HTTP_FIELDS & spec.model_fields_set:
+        return spec.type, spec.payload, ({"type": "Field required"} if spec.type is None else {})
+    errors: dict[str, str] = {}
+    if spec.http_url is None:
+        errors["http_url"] = "required with the other http* fields"
+    if spec.type not in (None, "http"):
+        errors["type"] = "must be http (or left out) when the http* fields are given"
+    if spec.payload:
+        errors["payload"] = "give payload or the http* fields, not both"
+    payload = {
+        "method": spec.http_method or "GET",
+        "url": spec.http_url,
+        "headers": spec.http_headers or {},
+        "body": spec.http_body,
+    }
+    return "http", payload, errors
+
+
+def _check_http_payload(payload: dict[str, Any], from_fields: bool) -> dict[str, str]:
+    """Field errors of an ``http`` job's payload, named as the caller gave them."""
+    try:
+        HttpPayload.model_validate(payload)
+    except pydantic.ValidationError as exc:
+        errors = {}
+        for error in exc.errors(include_url=False):
+            loc = ".".join(str(p) for p in error["loc"])
+            field = f"http_{loc}" if from_fields else f"payload.{loc}" if loc else "payload"
+            errors[field] = str(error["msg"]).removeprefix("Value error, ")
+        return errors
+    return {}
+
+
+def build(tickr: App, spec: JobIn, now: int) -> tuple[Job, int | None]:
+    """A validated job and its due time (ms, None = now). ``ValidationError`` names every bad field."""
+    job_type, payload, errors = _http_job(spec)
+    if not errors and job_type == "http":
+        errors = _check_http_payload(payload, from_fields=bool(HTTP_FIELDS & spec.model_fields_set))
+    if errors or job_type is None:
+        raise ValidationError("invalid job: " + "; ".join(f"{k}: {v}" for k, v in errors.items()), errors)
+    options: dict[str, Any] = {name: getattr(spec, name) for name in JOB_OPTIONS if getattr(spec, name) is not None}
+    if spec.backoff is not None:
+        options["backoff"] = spec.backoff.model_dump()
+    try:
+        job = tickr.build_job(job_type, payload, **options)
+    except TypeError as exc:  # the payload is not JSON (NaN, integers beyond 64 bits)
+        raise ValidationError(str(exc), {"payload": str(exc)}) from None
+    job.name, job.description = spec.name, spec.description
+    return job, due_time_ms(spec.delay, spec.run_at, now)
+
+
+def build_many(tickr: App, specs: Sequence[JobIn], field: str = "jobs") -> list[tuple[Job, int | None]]:
+    """Validate a whole batch first; errors are named ``jobs[<index>].<field>``."""
+    now = now_ms()
+    built: list[tuple[Job, int | None]] = []
+    errors: dict[str, str] = {}
+    for index, spec in enumerate(specs):
+        try:
+            built.append(build(tickr, spec, now))
+        except ValidationError as exc:
+            for name, message in (exc.errors or {"": str(exc)}).items():
+                errors[f"{field}[{index}].{name}" if name else f"{field}[{index}]"] = message
+    if errors:
+        raise ValidationError(f"{len(errors)} invalid field(s) in the batch", errors)
+    return built
+
+
+async def enqueue_one(tickr: App, spec: JobIn) -> tuple[Job, bool]:
+    """Enqueue ``spec``; returns the stored job and whether it was created (False: idempotency key known)."""
+    job, due = build(tickr, spec, now_ms())
+    result = await tickr.store.enqueue(job, due)
+    stored = (await Inspector(tickr.store).get_jobs([(job.queue, result.id)]))[0]
+    if stored is None:
+        if result.created:
+            return job, True  # finished and expired already: report what was enqueued
+        raise Problem(
+            409,
+            f"idempotency key {job.idempotency_key!r} belongs to job {result.id}, which no longer exists",
+            slug="idempotency-conflict",
+        )
+    return stored, result.created
+
+
+async def enqueue_batch(tickr: App, specs: Sequence[JobIn]) -> tuple[list[Job], int]:
+    """Enqueue a validated batch in one round trip; returns the stored jobs and how many were created."""
+    built = build_many(tickr, specs)
+    results = await tickr.store.enqueue_many(built)
+    refs = [(job.queue, result.id) for (job, _), result in zip(built, results, strict=True)]
+    stored = await Inspector(tickr.store).get_jobs(refs)
+    jobs = [found or job for found, (job, _) in zip(stored, built, strict=True)]
+    return jobs, sum(1 for result in results if result.created)

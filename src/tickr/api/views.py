@@ -1,0 +1,226 @@
+"""Response bodies of the HTTP API and their construction from store objects.
+
+Times are RFC 3339 UTC strings, each paired with the same instant as epoch milliseconds (``*_ms``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tickr.core.job import Execution, Job, JobState, Priority
+from tickr.store.queues import QueueStats, WorkerInfo
+
+
+def rfc3339(ms: int | None) -> str | None:
+    """``1700000000123`` -> ``"2023-11-14T22:13:20.123Z"``."""
+    if ms is None:
+        return None
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ProblemOut(BaseModel):
+    """An RFC 9457 problem document (``application/problem+json``)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = Field(None, description="one entry per invalid field (422 only)")
+
+
+class JobErrorOut(BaseModel):
+    type: str
+    message: str
+    traceback: str = ""
+
+
+class BackoffOut(BaseModel):
+    base: float
+    max: float
+    jitter: float
+
+
+class JobOut(BaseModel):
+    """A job as stored now."""
+
+    id: str
+    type: str
+    queue: str
+    status: JobState
+    priority: Priority
+    payload: dict[str, Any]
+    attempt: int
+    max_retries: int
+    backoff: BackoffOut
+    timeout: float | None
+    execution: Execution
+    idempotency_key: str | None
+    name: str | None
+    description: str | None
+    schedule_id: str | None
+    worker: str | None
+    last_error: JobErrorOut | None
+    result: Any = None
+    created_at: str | None
+    created_at_ms: int | None
+    scheduled_for: str | None
+    scheduled_for_ms: int | None
+    started_at: str | None
+    started_at_ms: int | None
+    finished_at: str | None
+    finished_at_ms: int | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        data = job.to_dict()
+        for name in ("created_at", "scheduled_for", "started_at", "finished_at"):
+            data[f"{name}_ms"] = data[name]
+            data[name] = rfc3339(data[name])
+        return cls.model_validate(data)
+
+
+class JobListOut(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at the end")
+
+
+class BatchOut(BaseModel):
+    jobs: list[JobOut]
+    created: int = Field(description="jobs created (the others matched a known idempotency key)")
+
+
+class QueueCounts(BaseModel):
+    queued: int = Field(description="ready to run (sum of the ready lists)")
+    scheduled: int = Field(description="waiting for their time, retries included")
+    retrying: int = Field(description="of `scheduled`, those waiting to retry (estimated beyond 200)")
+    active: int
+    dead: int
+    done: int = Field(description="finished recently and still listed (succeeded, cancelled, lost)")
+
+
+class QueueOut(BaseModel):
+    name: str
+    paused: bool
+    counts: QueueCounts
+    queued_by_priority: dict[str, int]
+    counters: dict[str, int] = Field(description="lifetime counters of the queue")
+    throughput_per_second: float = Field(description="jobs finished per second over the last minute")
+    finished_last_minute: int
+    oldest_waiting_seconds: float | None = Field(description="age of the oldest ready job")
+
+    @classmethod
+    def of(cls, stats: QueueStats) -> QueueOut:
+        return cls(
+            name=stats.name,
+            paused=stats.paused,
+            counts=QueueCounts(
+                queued=stats.queued,
+                scheduled=stats.scheduled,
+                retrying=stats.retrying,
+                active=stats.active,
+                dead=stats.dead,
+                done=stats.done,
+            ),
+            queued_by_priority=stats.queued_by_priority,
+            counters=stats.counters,
+            throughput_per_second=round(stats.throughput_per_second, 3),
+            finished_last_minute=stats.finished_last_minute,
+            oldest_waiting_seconds=None if stats.oldest_waiting_ms is None else stats.oldest_waiting_ms / 1000,
+        )
+
+
+class QueueListOut(BaseModel):
+    queues: list[QueueOut]
+
+
+class QueueStatsBody(BaseModel):
+    ready: int
+    processing: int
+    completed: int = Field(description="lifetime `succeeded` counter")
+    retrying: int = Field(description="scheduled retries (estimated beyond 200 per queue)")
+    dead: int
+    scheduled: int = Field(description="delayed jobs, retries excluded")
+
+
+class QueueStatsOut(BaseModel):
+    queue_stats: QueueStatsBody
+
+    @classmethod
+    def of(cls, stats: list[QueueStats]) -> QueueStatsOut:
+        retrying = sum(s.retrying for s in stats)
+        return cls(
+            queue_stats=QueueStatsBody(
+                ready=sum(s.queued for s in stats),
+                processing=sum(s.active for s in stats),
+                completed=sum(s.counters.get("succeeded", 0) for s in stats),
+                retrying=retrying,
+                dead=sum(s.dead for s in stats),
+                scheduled=max(0, sum(s.scheduled for s in stats) - retrying),
+            )
+        )
+
+
+class CountOut(BaseModel):
+    count: int
+
+
+class WorkerOut(BaseModel):
+    id: str
+    host: str
+    pid: int | None
+    queues: list[str]
+    concurrency: int | None
+    in_flight: int | None
+    last_heartbeat: str | None
+    last_heartbeat_ms: int
+
+    @classmethod
+    def of(cls, worker: WorkerInfo) -> WorkerOut:
+        return cls(
+            id=worker.id,
+            host=worker.host,
+            pid=worker.pid,
+            queues=worker.queues,
+            concurrency=worker.concurrency,
+            in_flight=worker.in_flight,
+            last_heartbeat=rfc3339(worker.last_heartbeat_ms),
+            last_heartbeat_ms=worker.last_heartbeat_ms,
+        )
+
+
+class WorkerListOut(BaseModel):
+    workers: list[WorkerOut]
+
+
+class HealthOut(BaseModel):
+    status: str = Field(description="ok or unavailable")
+    redis: str = Field(description="ok or unavailable")
+    version: str
+    uptime_seconds: float
+
+
+PROBLEM_DESCRIPTIONS = {
+    401: "missing or wrong bearer token",
+    404: "no such job or queue",
+    409: "the job's state does not allow this",
+    413: "request body too large",
+    422: "invalid request: `errors` names each field",
+    503: "the job store (Redis/Valkey) is unavailable",
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these problem statuses (503 is always possible)."""
+    return {code: {"model": ProblemOut, "description": PROBLEM_DESCRIPTIONS[code]} for code in sorted({*codes, 503})}

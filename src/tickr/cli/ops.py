@@ -1,0 +1,307 @@
+"""Operations from the shell: enqueue, jobs, queues, dlq, workers. Tables for people, ``--json`` for scripts.
+
+Exit codes: 0 success, 1 a failed operation (unknown job, wrong state, Redis down), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+from redis.exceptions import RedisError
+from rich.console import Console
+from rich.table import Table
+
+from tickr.app import App
+from tickr.config import Settings
+from tickr.core.errors import InvalidState, JobNotFound, TickrError, ValidationError
+from tickr.core.job import Job
+from tickr.runtime.up import discover_redis_url
+from tickr.store.queues import QueueInspector
+
+T = TypeVar("T")
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+RedisOpt = Annotated[str | None, typer.Option("--redis-url", envvar="TICKR_REDIS_URL", help="Redis URL")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+jobs_cli = typer.Typer(help="Inspect and manage jobs.", no_args_is_help=True)
+dlq_cli = typer.Typer(help="The dead-letter queue.", no_args_is_help=True)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _run(redis_url: str | None, action: Callable[[App], Awaitable[T]]) -> T:
+    """Run ``action`` with a connected App; map tickr's errors to exit codes in one place."""
+    settings = Settings(redis_url=redis_url) if redis_url else Settings()
+    url = discover_redis_url(settings)
+    if not url:
+        raise _fail("no Redis: set TICKR_REDIS_URL, pass --redis-url, or start `tickr up` here", EXIT_USAGE)
+    app = App(settings=settings.model_copy(update={"redis_url": url}))
+
+    async def main() -> T:
+        try:
+            return await action(app)
+        finally:
+            await app.close()
+
+    try:
+        return asyncio.run(main())
+    except (ValidationError, TypeError) as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    except (JobNotFound, InvalidState) as exc:
+        raise _fail(str(exc), EXIT_FAILED) from None
+    except (RedisError, OSError) as exc:
+        raise _fail(f"Redis unavailable: {exc}", EXIT_FAILED) from None
+    except TickrError as exc:
+        raise _fail(str(exc), EXIT_FAILED) from None
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _when(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"
+
+
+def _jobs_table(jobs: list[Job], title: str) -> None:
+    table = Table(title=title)
+    table.add_column("id", no_wrap=True)
+    for column in ("type", "queue", "priority", "status", "attempt", "created", "error"):
+        table.add_column(column)
+    for job in jobs:
+        error = job.last_error.message[:60] if job.last_error else ""
+        table.add_row(
+            job.id, job.type, job.queue, job.priority, job.status, str(job.attempt), _when(job.created_at), error
+        )
+    Console().print(table)
+
+
+def enqueue(
+    job_type: Annotated[str, typer.Argument(metavar="TYPE", help="job type (handler name)")],
+    payload: Annotated[str, typer.Option("--payload", help="JSON object")] = "{}",
+    queue: Annotated[str, typer.Option("--queue", "-q")] = "default",
+    priority: Annotated[str, typer.Option("--priority")] = "default",
+    delay: Annotated[float | None, typer.Option("--delay", help="seconds")] = None,
+    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key")] = None,
+    max_retries: Annotated[int | None, typer.Option("--max-retries")] = None,
+    redis_url: RedisOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Enqueue one job."""
+    try:
+        body = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise _fail(f"--payload is not JSON: {exc}", EXIT_USAGE) from None
+    options: dict[str, Any] = {
+        "queue": queue,
+        "priority": priority,
+        "delay": delay,
+        "idempotency_key": idempotency_key,
+        "max_retries": max_retries,
+    }
+
+    async def action(app: App) -> Job:
+        job_id = await app.enqueue(job_type, body, **{k: v for k, v in options.items() if v is not None})
+        return await app.get_job(job_id)
+
+    job = _run(redis_url, action)
+    if as_json:
+        _print_json(job.to_dict())
+    else:
+        typer.echo(f"{job.id} {job.status}")
+
+
+@jobs_cli.command("list")
+def jobs_list(
+    queue: Annotated[str | None, typer.Option("--queue", "-q")] = None,
+    status: Annotated[str | None, typer.Option("--status")] = None,
+    job_type: Annotated[str | None, typer.Option("--type")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+    cursor: Annotated[str | None, typer.Option("--cursor")] = None,
+    redis_url: RedisOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List jobs, filtered by queue, status and type."""
+    page = _run(
+        redis_url,
+        lambda app: app.inspector.list_jobs(queue=queue, status=status, job_type=job_type, limit=limit, cursor=cursor),
+    )
+    if as_json:
+        _print_json({"jobs": [j.to_dict() for j in page.jobs], "next_cursor": page.next_cursor})
+        return
+    _jobs_table(page.jobs, f"{len(page.jobs)} jobs")
+    if page.next_cursor:
+        typer.echo(f"more: --cursor {page.next_cursor}")
+
+
+@jobs_cli.command("show")
+def jobs_show(job_id: str, redis_url: RedisOpt = None, as_json: JsonOpt = False) -> None:
+    """Show one job, with its last error."""
+    job = _run(redis_url, lambda app: app.get_job(job_id))
+    if as_json:
+        _print_json(job.to_dict())
+        return
+    table = Table(show_header=False)
+    for key, value in job.to_dict().items():
+        if key in ("created_at", "scheduled_for", "started_at", "finished_at"):
+            value = _when(value)
+        elif key == "last_error" and value:
+            value = f"{value['type']}: {value['message']}\n{value['traceback']}"
+        table.add_row(key, value if isinstance(value, str) else json.dumps(value))
+    Console().print(table)
+
+
+def _state_change(verb: str, call: Callable[[App, str], Awaitable[str]]) -> Callable[..., None]:
+    def command(job_id: str, redis_url: RedisOpt = None, as_json: JsonOpt = False) -> None:
+        status = _run(redis_url, lambda app: call(app, job_id))
+        if as_json:
+            _print_json({"id": job_id, "status": status})
+        else:
+            typer.echo(f"{job_id} {status}")
+
+    command.__doc__ = f"{verb.capitalize()} a job."
+    return command
+
+
+jobs_cli.command("cancel")(_state_change("cancel (if not started)", lambda app, job_id: app.cancel(job_id)))
+jobs_cli.command("retry")(_state_change("retry (a dead, lost or cancelled)", lambda app, job_id: app.replay(job_id)))
+
+
+def queues(redis_url: RedisOpt = None, as_json: JsonOpt = False) -> None:
+    """Queues with their counts by state."""
+
+    async def action(app: App) -> list[Any]:
+        inspector = QueueInspector(app.store)
+        return await inspector.stats(await inspector.names())
+
+    stats = _run(redis_url, action)
+    if as_json:
+        _print_json(
+            [
+                {
+                    "name": s.name,
+                    "paused": s.paused,
+                    "queued": s.queued,
+                    "scheduled": s.scheduled,
+                    "retrying": s.retrying,
+                    "active": s.active,
+                    "dead": s.dead,
+                    "done": s.done,
+                    "throughput_per_second": s.throughput_per_second,
+                }
+                for s in stats
+            ]
+        )
+        return
+    table = Table(title="queues")
+    for column in ("queue", "paused", "queued", "scheduled", "active", "dead", "done", "jobs/s (1 min)"):
+        table.add_column(column)
+    for s in stats:
+        table.add_row(
+            s.name,
+            "yes" if s.paused else "",
+            str(s.queued),
+            str(s.scheduled),
+            str(s.active),
+            str(s.dead),
+            str(s.done),
+            f"{s.throughput_per_second:.1f}",
+        )
+    Console().print(table)
+
+
+@dlq_cli.command("list")
+def dlq_list(
+    queue: Annotated[str, typer.Option("--queue", "-q")] = "default",
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+    redis_url: RedisOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Dead jobs of a queue, newest first."""
+    page = _run(redis_url, lambda app: app.inspector.list_jobs(queue=queue, status="dead", limit=limit))
+    if as_json:
+        _print_json([j.to_dict() for j in page.jobs])
+    else:
+        _jobs_table(page.jobs, f"dead jobs in {queue}")
+
+
+@dlq_cli.command("replay")
+def dlq_replay(
+    queue: Annotated[str, typer.Option("--queue", "-q")] = "default",
+    job_type: Annotated[str | None, typer.Option("--type", help="only jobs of this type")] = None,
+    ids: Annotated[list[str] | None, typer.Argument(help="job ids (all when omitted)")] = None,
+    redis_url: RedisOpt = None,
+) -> None:
+    """Bring dead jobs back to their queue with fresh attempts."""
+    count = _run(redis_url, lambda app: QueueInspector(app.store).dead_retry(queue, job_type=job_type, ids=ids))
+    typer.echo(f"replayed {count} jobs")
+
+
+@dlq_cli.command("purge")
+def dlq_purge(
+    queue: Annotated[str, typer.Option("--queue", "-q")] = "default",
+    job_type: Annotated[str | None, typer.Option("--type")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
+    redis_url: RedisOpt = None,
+) -> None:
+    """Delete dead jobs for good."""
+    if not yes and not typer.confirm(f"delete the dead jobs of {queue}?"):
+        raise typer.Exit(EXIT_FAILED)
+    count = _run(redis_url, lambda app: QueueInspector(app.store).dead_purge(queue, job_type=job_type))
+    typer.echo(f"purged {count} jobs")
+
+
+def workers(redis_url: RedisOpt = None, as_json: JsonOpt = False) -> None:
+    """Live workers, from their heartbeats."""
+    found = _run(redis_url, lambda app: QueueInspector(app.store).workers())
+    if as_json:
+        _print_json(
+            [
+                {
+                    "id": w.id,
+                    "host": w.host,
+                    "pid": w.pid,
+                    "queues": w.queues,
+                    "concurrency": w.concurrency,
+                    "in_flight": w.in_flight,
+                    "last_heartbeat_ms": w.last_heartbeat_ms,
+                }
+                for w in found
+            ]
+        )
+        return
+    table = Table(title="workers")
+    for column in ("id", "host", "pid", "queues", "concurrency", "in flight", "last heartbeat"):
+        table.add_column(column)
+    for w in found:
+        table.add_row(
+            w.id,
+            w.host,
+            str(w.pid),
+            ",".join(w.queues),
+            str(w.concurrency),
+            str(w.in_flight),
+            _when(w.last_heartbeat_ms),
+        )
+    Console().print(table)
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the operations commands to the ``tickr`` CLI."""
+    cli.command()(enqueue)
+    cli.add_typer(jobs_cli, name="jobs")
+    cli.command()(queues)
+    cli.add_typer(dlq_cli, name="dlq")
+    cli.command()(workers)
