@@ -246,3 +246,11 @@ async def test_marker_wakes_a_blocked_waiter(store: RedisStore, queue: str) -> N
     score = await asyncio.wait_for(waiter, 2)
     assert score is not None
     assert await store.wait_for_marker(queue, 0.05) is None
+
+
+async def test_payload_update_keeps_a_queued_job_in_line(clocked_store: RedisStore, queue: str) -> None:
+    first = await put(clocked_store, queue)
+    second = await put(clocked_store, queue)
+    assert await Inspector(clocked_store).update(first, payload={"new": True}) == "queued"
+    assert await clocked_store.redis.lrange(clocked_store.keys(queue).ready("default"), 0, -1) == [first, second]
+    assert (await Inspector(clocked_store).get_job(first)).payload == {"new": True}

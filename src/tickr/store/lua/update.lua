@@ -26,6 +26,13 @@ local status, priority = job[1], job[2]
 if not status then return {-1, ''} end
 if status ~= 'queued' and status ~= 'scheduled' and status ~= 'retrying' then return {-2, status} end
 
+-- A queued job whose priority and due time stay keeps its place in line.
+if status == 'queued' and (ARGV[3] == '' or ARGV[3] == priority) and ARGV[4] == '0' then
+  if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'payload', ARGV[5]) end
+  emit(KEYS[8], ARGV[6], 'updated', id)
+  return {1, status}
+end
+
 -- Take the job out of wherever it waits, then put it back under the new settings.
 if status == 'queued' then
   redis.call('LREM', KEYS[1 + priority_slot(priority)], 1, id)
