@@ -5,19 +5,28 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 from tickr import App, JobState, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_up(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_up(data_dir: Path, api_port: int = 0) -> tuple[subprocess.Popen[bytes], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKR_")}
-    env.update({"TICKR_DATA_DIR": str(data_dir), "TICKR_API_PORT": "0", "TICKR_LOG_LEVEL": "INFO"})
+    env.update({"TICKR_DATA_DIR": str(data_dir), "TICKR_API_PORT": str(api_port), "TICKR_LOG_LEVEL": "INFO"})
     proc = subprocess.Popen([sys.executable, "-m", "tickr", "up"], cwd=ROOT, env=env)
     url_path = data_dir / "redis-url"
     deadline = time.monotonic() + 30
@@ -60,5 +69,43 @@ async def test_up_runs_jobs_and_keeps_them_across_restarts(tmp_path: Path) -> No
         assert job.status == JobState.SCHEDULED and job.payload == {"kept": True}
         assert (await app.get_job(done)).status == JobState.SUCCEEDED
         await app.close()
+    finally:
+        assert await asyncio.to_thread(stop, proc) == 0
+
+
+async def test_up_serves_the_api_and_runs_submitted_jobs(tmp_path: Path) -> None:
+    port = free_port()
+    proc, _ = await asyncio.to_thread(start_up, tmp_path, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the API of tickr up never answered"
+                await asyncio.sleep(0.1)
+            created = await client.post(
+                "/api/v1/jobs/batch",
+                json={
+                    "jobs": [
+                        {"type": "noop"},
+                        {"type": "sleep", "payload": {"ms": 50}},
+                        {"type": "report", "payload": {"name": "e2e", "rows": 10}},
+                    ]
+                },
+            )
+            assert created.status_code == 201, created.text
+            ids = [job["id"] for job in created.json()["jobs"]]
+            for job_id in ids:
+                while (job := (await client.get(f"/api/v1/jobs/{job_id}")).json())["status"] != "succeeded":
+                    assert job["status"] in {"queued", "active"}, job
+                    assert time.monotonic() < deadline + 20, job
+                    await asyncio.sleep(0.05)
+            report = (await client.get(f"/api/v1/jobs/{ids[2]}")).json()["result"]
+            assert report["rows"] == 10 and Path(report["path"]).is_file()
     finally:
         assert await asyncio.to_thread(stop, proc) == 0
