@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tickr.config import Settings
+from tickr.core.cron import parse_schedule
 from tickr.core.errors import ConfigError, ValidationError
 from tickr.core.factory import new_job
 from tickr.core.job import Execution, Job, Priority, validate_type_name
@@ -54,6 +56,15 @@ def due_time_ms(delay: float | None, run_at: datetime | float | None, now_ms: in
             raise ValidationError("run_at must carry a timezone", {"run_at": "must be timezone-aware"})
         return int(run_at.timestamp() * 1000)
     return int(float(run_at) * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Periodic:
+    """An ``@app.task(cron=...)`` definition; a scheduler creates or updates its schedule when it starts."""
+
+    task: str
+    cron: str
+    timezone: str = "UTC"
 
 
 class Task(Generic[P, R]):
@@ -110,6 +121,7 @@ class App:
             self.settings = self.settings.model_copy(update={"redis_url": redis_url})
         self.prefix = prefix
         self.registry: dict[str, TaskDef] = {}
+        self.periodic: dict[str, Periodic] = {}
         self._store: RedisStore | None = None
         self._sync_bridge: _SyncBridge | None = None
         if builtins:
@@ -135,6 +147,8 @@ class App:
         backoff: Backoff | dict[str, float] | None = None,
         timeout: float | None = None,
         execution: Execution | str = Execution.AT_LEAST_ONCE,
+        cron: str | None = None,
+        timezone: str = "UTC",
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(
@@ -149,12 +163,17 @@ class App:
         backoff: Backoff | dict[str, float] | None = None,
         timeout: float | None = None,
         execution: Execution | str = Execution.AT_LEAST_ONCE,
+        cron: str | None = None,
+        timezone: str = "UTC",
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a handler (async or sync). Records a definition only; no I/O.
 
         ``name`` defaults to ``module.function``; give one explicitly so renaming the function
-        does not orphan queued jobs.
+        does not orphan queued jobs. With ``cron`` (and ``timezone``) the task also runs on that
+        schedule: ``app.periodic`` records it and schedulers create its schedule when they start.
         """
+        if cron is not None:
+            parse_schedule(cron, timezone)  # fail at decoration, not in the scheduler
 
         def register(func: Callable[P, R]) -> Task[P, R]:
             task_name = validate_type_name(name or f"{func.__module__}.{func.__qualname__}")
@@ -178,6 +197,8 @@ class App:
             )
             definition = TaskDef(name=task_name, fn=func, options=options)
             self.registry[task_name] = definition
+            if cron is not None:
+                self.periodic[task_name] = Periodic(task_name, cron, timezone)
             return Task(self, definition)
 
         return register(fn) if fn is not None else register
@@ -256,6 +277,40 @@ class App:
         if self._sync_bridge is None:
             self._sync_bridge = _SyncBridge(App(settings=self.settings, prefix=self.prefix, builtins=False), self)
         return self._sync_bridge.run(self._sync_bridge.app_enqueue(type, payload, options))
+
+    async def schedule(
+        self,
+        type: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        cron: str,
+        timezone: str = "UTC",
+        misfire: str = "skip",
+        max_catch_up: int = 10,
+        overlap: bool = True,
+        name: str | None = None,
+        schedule_id: str | None = None,
+        **options: Any,
+    ) -> str:
+        """Create a recurring job of ``type`` firing on ``cron`` in ``timezone``; returns the schedule id.
+
+        ``options``: queue, priority, max_retries, timeout, execution, backoff. See docs/schedules.md.
+        """
+        from tickr.scheduler.schedules import Schedules
+
+        created = await Schedules(self).create(
+            type,
+            payload,
+            cron=cron,
+            timezone=timezone,
+            misfire=misfire,
+            max_catch_up=max_catch_up,
+            overlap=overlap,
+            name=name,
+            schedule_id=schedule_id,
+            **options,
+        )
+        return created.id
 
     # -- admin --------------------------------------------------------------------------------
     async def get_job(self, job_id: str) -> Job:

@@ -64,6 +64,9 @@ def worker(
         float | None, typer.Option("--grace", min=0, help="seconds in-flight jobs may finish on stop")
     ] = None,
     no_reaper: Annotated[bool, typer.Option("--no-reaper", help="do not run the lease reaper in this worker")] = False,
+    no_scheduler: Annotated[
+        bool, typer.Option("--no-scheduler", help="do not fire cron schedules from this worker")
+    ] = False,
 ) -> None:
     """Run jobs from the given queues."""
     settings = load_settings(queues=queues, concurrency=concurrency, redis_url=redis_url, shutdown_grace_seconds=grace)
@@ -94,9 +97,18 @@ def worker(
     )
 
     async def main() -> None:
+        from tickr.scheduler.service import SchedulerService
+
+        stop_scheduler = asyncio.Event()
+        scheduler = None
+        if not (burst or no_scheduler):  # schedulers need no leader: every worker may run one
+            scheduler = asyncio.create_task(SchedulerService(tickr_app).run(stop_scheduler))
         try:
             await Worker(tickr_app, config).run(install_signals=True)
         finally:
+            stop_scheduler.set()
+            if scheduler is not None:
+                await asyncio.gather(scheduler, return_exceptions=True)
             await tickr_app.close()
 
     try_uvloop()
@@ -137,6 +149,7 @@ def up(
     configure_logging(settings.log_level, settings.log_format)
     from tickr.api.server import check_bind, serve
     from tickr.runtime.up import run_up
+    from tickr.scheduler.service import scheduler_service
 
     try:
         check_bind(settings.api_host, settings.api_token, insecure)
@@ -150,7 +163,7 @@ def up(
 
     try_uvloop()
     try:
-        asyncio.run(run_up(settings, app, settings.concurrency, extra_services=[api_service]))
+        asyncio.run(run_up(settings, app, settings.concurrency, extra_services=[api_service, scheduler_service(app)]))
     except TickrError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_FAILED) from None
@@ -195,9 +208,10 @@ def api(
 
 
 def _register_commands() -> None:
-    from tickr.cli import ops
+    from tickr.cli import ops, schedules
 
     ops.register(cli)
+    schedules.register(cli)
 
 
 _register_commands()

@@ -85,3 +85,37 @@ def workers_registry(prefix: str = DEFAULT_PREFIX) -> str:
 def worker_info(worker_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     """Hash describing one worker, expiring when its heartbeats stop."""
     return f"{prefix}:worker:{worker_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleKeys:
+    """The keys of recurring-job schedules: ``<prefix>:{schedules}:...``, all in one cluster slot."""
+
+    prefix: str = DEFAULT_PREFIX
+    base: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base", f"{self.prefix}:{{schedules}}:")
+
+    def schedule(self, schedule_id: str) -> str:
+        """Hash: one schedule's definition, state and counters."""
+        return self.base + "schedule:" + schedule_id
+
+    def fired(self, schedule_id: str) -> str:
+        """Zset: the schedule's recent runs, member ``<queue>/<job id>``, score = fire time (ms)."""
+        return self.base + "fired:" + schedule_id
+
+    @property
+    def due(self) -> str:
+        """Zset: id of every active schedule, score = its next fire time (ms)."""
+        return self.base + "due"
+
+    @property
+    def all(self) -> str:
+        """Zset: every schedule id (deleted ones too), score = creation time (ms)."""
+        return self.base + "all"
+
+    @property
+    def notify(self) -> str:
+        """Zset: wake-up tokens for schedulers blocked in BZPOPMIN, written when a schedule changes."""
+        return self.base + "notify"

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
-from tickr.store.keys import QueueKeys
+from tickr.store.keys import QueueKeys, ScheduleKeys
 
 SCRIPT_NAMES = (
     "enqueue",
@@ -29,6 +29,10 @@ SCRIPT_NAMES = (
     "cancel",
     "replay",
     "update",
+    "schedule_save",
+    "schedule_fire",
+    "schedule_delete",
+    "schedule_due",
 )
 _INCLUDE_RE = re.compile(r'^--- @include "([a-z_]+)"\s*$', re.MULTILINE)
 
@@ -113,3 +117,24 @@ class Scripts:
     async def update(self, k: QueueKeys, job_id: str, args: list[Any], client: Client | None = None) -> Any:
         keys = [k.job(job_id), *k.ready_all, k.scheduled, k.marker, k.events]
         return await self._run("update", keys, args, client)
+
+    async def schedule_save(
+        self, sk: ScheduleKeys, schedule_id: str, args: list[Any], client: Client | None = None
+    ) -> Any:
+        keys = [sk.schedule(schedule_id), sk.due, sk.all, sk.notify]
+        return await self._run("schedule_save", keys, args, client)
+
+    async def schedule_fire(
+        self, sk: ScheduleKeys, schedule_id: str, args: list[Any], client: Client | None = None
+    ) -> Any:
+        keys = [sk.schedule(schedule_id), sk.due, sk.fired(schedule_id)]
+        return await self._run("schedule_fire", keys, args, client)
+
+    async def schedule_delete(
+        self, sk: ScheduleKeys, schedule_id: str, args: list[Any], client: Client | None = None
+    ) -> Any:
+        keys = [sk.schedule(schedule_id), sk.due, sk.notify]
+        return await self._run("schedule_delete", keys, args, client)
+
+    async def schedule_due(self, sk: ScheduleKeys, args: list[Any], client: Client | None = None) -> Any:
+        return await self._run("schedule_due", [sk.due], args, client)

@@ -1,0 +1,27 @@
+#!lua
+--[[
+  schedule_delete: soft-delete a schedule: it stops firing, deleted_at is set, its history stays.
+  Saving it with is_active 1 and deleted 0 (schedule_save "update") brings it back.
+  KEYS[1] tickr:{schedules}:schedule:<id>   schedule hash
+  KEYS[2] tickr:{schedules}:due             active schedules, score = next fire ms
+  KEYS[3] tickr:{schedules}:notify          wake-up tokens for blocked schedulers
+  ARGV[1] schedule id
+  ARGV[2] now ms (0 = Redis TIME)
+  ARGV[3] most wake-up tokens kept in KEYS[3]
+  Returns: {1, version} deleted; {0, version} it was deleted already; {-1, 0} no such schedule
+]]
+--- @include "common"
+--- @include "schedule"
+
+local now = clock_ms(ARGV[2])
+local id = ARGV[1]
+local s = redis.call('HMGET', KEYS[1], 'version', 'deleted')
+if not s[1] then return {-1, 0} end
+local version = tonumber(s[1])
+if s[2] == '1' then return {0, version} end
+
+version = version + 1
+redis.call('HSET', KEYS[1], 'deleted', 1, 'deleted_at', now, 'is_active', 0, 'updated_at', now, 'version', version)
+redis.call('ZREM', KEYS[2], id)
+notify(KEYS[3], now, id .. ':' .. version, ARGV[3])
+return {1, version}
