@@ -1,7 +1,8 @@
 """Property-based fuzzing from the served OpenAPI document: no generated request may cause a 5xx.
 
 The API runs under uvicorn on a thread of its own, against a private embedded Valkey, so the
-random queues and jobs the fuzzer makes never reach the shared Redis.
+random queues and jobs the fuzzer makes never reach the shared Redis. Every operation is fuzzed with
+generated ids; those addressing one job are fuzzed again on a recurring job that exists.
 """
 
 from __future__ import annotations
@@ -111,6 +112,54 @@ def test_no_server_errors(fuzz_schema: BaseSchema, method: str, path: str, mode:
         suppress_health_check=list(HealthCheck),
     )
     def fuzz(case: Case) -> None:
+        response = case.call(timeout=10)
+        case.validate_response(response, checks=[not_a_server_error])
+
+    fuzz()
+
+
+RECURRING_OPERATIONS = [
+    ("GET", "/api/v1/jobs/{job_id}"),
+    ("PATCH", "/api/v1/jobs/{job_id}"),
+    ("GET", "/api/v1/jobs/{job_id}/schedule"),
+    ("GET", "/api/v1/jobs/{job_id}/history"),
+    ("POST", "/api/v1/jobs/{job_id}/cancel"),
+    ("DELETE", "/api/v1/jobs/{job_id}"),
+]
+
+
+@pytest.fixture(scope="module")
+def recurring_id(fuzz_schema: BaseSchema) -> str:
+    body = {"type": "noop", "cron": "*/5 * * * * *", "timezone": "Europe/Berlin", "queue": "fuzz-recurring"}
+    base = httpx.URL(fuzz_schema.get_base_url())
+    response = httpx.post(base.copy_with(path="/api/v1/jobs"), json=body, timeout=10)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "mode"),
+    [
+        pytest.param(method, path, mode, id=f"{method} {path} {mode.value}")
+        for method, path in RECURRING_OPERATIONS
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    ],
+)
+def test_no_server_errors_on_a_recurring_job(
+    fuzz_schema: BaseSchema, recurring_id: str, method: str, path: str, mode: GenerationMode
+) -> None:
+    operation = fuzz_schema[path][method]
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    def fuzz(case: Case) -> None:
+        case.path_parameters = {**(case.path_parameters or {}), "job_id": recurring_id}
         response = case.call(timeout=10)
         case.validate_response(response, checks=[not_a_server_error])
 

@@ -13,13 +13,14 @@ from tickr.api import problems
 from tickr.api.auth import PUBLIC_PATHS, BearerAuth
 from tickr.api.deps import ApiState
 from tickr.api.limits import BodyLimit
-from tickr.api.routes import jobs, queues, system
+from tickr.api.routes import jobs, queues, recurring, system
 from tickr.app import App
 from tickr.config import Settings
 
 API_PREFIX = "/api/v1"
 DESCRIPTION = (
-    "tickr's HTTP API: enqueue and inspect jobs, manage queues and the dead-letter queue, list workers. "
+    "tickr's HTTP API: enqueue and inspect jobs, recurring (cron) jobs included, manage queues and the "
+    "dead-letter queue, list workers. "
     "Request bodies accept snake_case or camelCase names. Errors are RFC 9457 `application/problem+json`."
 )
 
@@ -41,7 +42,7 @@ def create_app(settings: Settings, app: App | None = None) -> FastAPI:
     api.state.tickr = state
     problems.install(api)
     api.include_router(system.health_router)
-    for router in (jobs.router, queues.router, system.router):
+    for router in (jobs.router, recurring.router, queues.router, system.router):
         api.include_router(router, prefix=API_PREFIX)
     api.include_router(jobs.legacy)
     api.include_router(queues.legacy)

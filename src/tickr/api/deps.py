@@ -1,4 +1,4 @@
-"""Dependencies of the routes: the process-wide ``tickr.App`` (made lazily) and its admin views."""
+"""Dependencies of the routes: the process-wide ``tickr.App`` (made lazily), its admin views and schedules."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from tickr.app import App
 from tickr.config import Settings
+from tickr.scheduler.schedules import Schedules
 from tickr.store.inspect import Inspector
 from tickr.store.queues import QueueInspector
 
@@ -61,7 +62,12 @@ def get_queues(tickr: Annotated[App, Depends(get_tickr)]) -> QueueInspector:
     return QueueInspector(tickr.store)
 
 
+def get_schedules(tickr: Annotated[App, Depends(get_tickr)]) -> Schedules:
+    return Schedules(tickr)
+
+
 StateDep = Annotated[ApiState, Depends(get_state)]
 TickrDep = Annotated[App, Depends(get_tickr)]
 InspectorDep = Annotated[Inspector, Depends(get_inspector)]
 QueuesDep = Annotated[QueueInspector, Depends(get_queues)]
+SchedulesDep = Annotated[Schedules, Depends(get_schedules)]

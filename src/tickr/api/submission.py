@@ -8,7 +8,7 @@ from typing import Any
 
 import pydantic
 
-from tickr.api.models import JobIn
+from tickr.api.models import RECURRING_ONLY, JobIn
 from tickr.api.problems import Problem
 from tickr.app import App, due_time_ms
 from tickr.core.errors import ValidationError
@@ -26,7 +26,7 @@ def now_ms() -> int:
 HTTP_FIELDS = frozenset({"http_method", "http_url", "http_headers", "http_body"})
 
 
-def _http_job(spec: JobIn) -> tuple[str | None, dict[str, Any], dict[str, str]]:
+def http_job(spec: JobIn) -> tuple[str | None, dict[str, Any], dict[str, str]]:
     """Type and payload, folding the top-level ``http*`` fields into an ``http`` job when given."""
     if not HTTP_FIELDS & spec.model_fields_set:
         return spec.type, spec.payload, ({"type": "Field required"} if spec.type is None else {})
@@ -46,7 +46,7 @@ def _http_job(spec: JobIn) -> tuple[str | None, dict[str, Any], dict[str, str]]:
     return "http", payload, errors
 
 
-def _check_http_payload(payload: dict[str, Any], from_fields: bool) -> dict[str, str]:
+def check_http_payload(payload: dict[str, Any], from_fields: bool) -> dict[str, str]:
     """Field errors of an ``http`` job's payload, named as the caller gave them."""
     try:
         HttpPayload.model_validate(payload)
@@ -60,13 +60,22 @@ def _check_http_payload(payload: dict[str, Any], from_fields: bool) -> dict[str,
     return {}
 
 
+def invalid(what: str, errors: dict[str, str]) -> ValidationError:
+    """The error for ``errors`` (``{field: message}``), e.g. ``invalid job: http_url: required ...``."""
+    return ValidationError(f"invalid {what}: " + "; ".join(f"{k}: {v}" for k, v in errors.items()), errors)
+
+
 def build(tickr: App, spec: JobIn, now: int) -> tuple[Job, int | None]:
-    """A validated job and its due time (ms, None = now). ``ValidationError`` names every bad field."""
-    job_type, payload, errors = _http_job(spec)
+    """A validated one-off job and its due time (ms, None = now). ``ValidationError`` names every bad field."""
+    job_type, payload, errors = http_job(spec)
     if not errors and job_type == "http":
-        errors = _check_http_payload(payload, from_fields=bool(HTTP_FIELDS & spec.model_fields_set))
+        errors = check_http_payload(payload, from_fields=bool(HTTP_FIELDS & spec.model_fields_set))
+    for name in spec.given(RECURRING_ONLY):
+        errors[spec.spelled(name)] = "only for a recurring job (one with cron)"
+    if spec.cron is not None:  # only reached in a batch: POST /jobs creates the recurring job
+        errors[spec.spelled("cron")] = "a batch takes one-off jobs only: create recurring jobs with POST /api/v1/jobs"
     if errors or job_type is None:
-        raise ValidationError("invalid job: " + "; ".join(f"{k}: {v}" for k, v in errors.items()), errors)
+        raise invalid("job", errors)
     options: dict[str, Any] = {name: getattr(spec, name) for name in JOB_OPTIONS if getattr(spec, name) is not None}
     if spec.backoff is not None:
         options["backoff"] = spec.backoff.model_dump()

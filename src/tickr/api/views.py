@@ -6,12 +6,13 @@ Times are RFC 3339 UTC strings, each paired with the same instant as epoch milli
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from tickr.core.job import Execution, Job, JobState, Priority
 from tickr.store.queues import QueueStats, WorkerInfo
+from tickr.store.schedules import Misfire, Schedule
 
 
 def rfc3339(ms: int | None) -> str | None:
@@ -56,6 +57,7 @@ class JobOut(BaseModel):
     """A job as stored now."""
 
     id: str
+    kind: Literal["one_off"] = Field("one_off", description="`one_off`; a recurring job has `recurring`")
     type: str
     queue: str
     status: JobState
@@ -91,8 +93,147 @@ class JobOut(BaseModel):
         return cls.model_validate(data)
 
 
+class RecurringJobOut(BaseModel):
+    """A recurring job (a cron schedule): when it fires, the job each run enqueues, and its state.
+
+    ``status`` is ``active``, ``paused`` (``is_active`` false) or ``deleted`` (soft-deleted: it no longer
+    fires, its history stays, and PATCH ``isActive: true`` brings it back). ``next_run_at`` is null unless
+    it is active. The job fields (``type`` to ``backoff``) are the template of every run.
+    """
+
+    id: str
+    kind: Literal["recurring"] = "recurring"
+    status: Literal["active", "paused", "deleted"]
+    cron: str
+    timezone: str
+    misfire: Misfire
+    max_catch_up: int
+    overlap: bool
+    is_active: bool
+    deleted: bool
+    name: str | None
+    description: str | None
+    type: str
+    payload: dict[str, Any]
+    queue: str
+    priority: Priority
+    max_retries: int
+    timeout: float | None
+    execution: Execution
+    backoff: BackoffOut
+    next_run_at: str | None
+    next_run_at_ms: int | None
+    last_run_at: str | None = Field(description="fire time of the latest run")
+    last_run_at_ms: int | None
+    last_job_id: str | None
+    last_job_queue: str | None
+    fired: int = Field(description="runs enqueued so far")
+    skipped_overlap: int = Field(description="runs skipped because the previous one was unfinished")
+    misfired: int = Field(description="occurrences missed while no scheduler ran, and not run later")
+    created_at: str | None
+    created_at_ms: int | None
+    updated_at: str | None
+    updated_at_ms: int | None
+    deleted_at: str | None
+    deleted_at_ms: int | None
+
+    @classmethod
+    def of(cls, schedule: Schedule) -> RecurringJobOut:
+        active = schedule.is_active and not schedule.deleted
+        data = schedule.to_dict()
+        data |= schedule.template.to_dict()
+        data["status"] = "deleted" if schedule.deleted else "active" if active else "paused"
+        data["is_active"] = active
+        data["next_run_at"] = schedule.next_run_at if active else None
+        for name in ("next_run_at", "last_run_at", "created_at", "updated_at", "deleted_at"):
+            data[f"{name}_ms"] = data[name]
+            data[name] = rfc3339(data[name])
+        return cls.model_validate({name: data[name] for name in cls.model_fields if name in data})
+
+
+AnyJobOut = Annotated[JobOut | RecurringJobOut, Field(discriminator="kind")]
+
+
 class JobListOut(BaseModel):
-    jobs: list[JobOut]
+    jobs: list[AnyJobOut] = Field(description="one-off jobs, or recurring ones with `kind=recurring`")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at the end")
+
+
+class RecurringJobListOut(BaseModel):
+    schedules: list[RecurringJobOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at the end")
+
+
+class FireTimeOut(BaseModel):
+    utc: str = Field(description="RFC 3339 in UTC")
+    local: str = Field(description="the same instant in the recurring job's timezone, with its UTC offset")
+    utc_ms: int
+
+
+class NextRunsOut(BaseModel):
+    """The next fire times of a recurring job (if paused or deleted: those it would have if resumed now)."""
+
+    id: str
+    cron: str
+    timezone: str
+    status: Literal["active", "paused", "deleted"]
+    next_runs: list[FireTimeOut]
+
+    @classmethod
+    def of(cls, schedule: Schedule, runs: list[tuple[datetime, datetime]]) -> NextRunsOut:
+        return cls(
+            id=schedule.id,
+            cron=schedule.cron,
+            timezone=schedule.timezone,
+            status=RecurringJobOut.of(schedule).status,
+            next_runs=[
+                FireTimeOut(
+                    utc=utc.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                    local=local.isoformat(timespec="milliseconds"),
+                    utc_ms=int(utc.timestamp() * 1000),
+                )
+                for utc, local in runs
+            ],
+        )
+
+
+class RunErrorOut(BaseModel):
+    type: str
+    message: str
+
+
+class RunOut(BaseModel):
+    """One run: the job it enqueued and what became of it (``outcome`` is the job's status, or ``expired``
+    once the job's record is gone)."""
+
+    job_id: str
+    queue: str
+    outcome: str
+    attempt: int | None = None
+    fire_time: str | None = Field(None, description="the occurrence (a one-off job: when it was due)")
+    fire_time_ms: int | None = None
+    started_at: str | None = None
+    started_at_ms: int | None = None
+    finished_at: str | None = None
+    finished_at_ms: int | None = None
+    duration_ms: int | None = None
+    lateness_ms: int | None = Field(None, description="enqueued this long after the fire time")
+    error: RunErrorOut | None = None
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> RunOut:
+        """From a ``HistoryEntry.to_dict()`` (times in ms)."""
+        data = {name: entry.get(name) for name in cls.model_fields if name in entry}
+        for name in ("fire_time", "started_at", "finished_at"):
+            data[f"{name}_ms"] = data.get(name)
+            data[name] = rfc3339(data.get(name))
+        return cls.model_validate(data)
+
+
+class HistoryOut(BaseModel):
+    id: str
+    kind: Literal["one_off", "recurring"]
+    runs: list[RunOut] = Field(description="newest first")
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null at the end")
 
 
@@ -213,7 +354,7 @@ class HealthOut(BaseModel):
 
 PROBLEM_DESCRIPTIONS = {
     401: "missing or wrong bearer token",
-    404: "no such job or queue",
+    404: "no such job or queue (or the job is not a recurring one)",
     409: "the job's state does not allow this",
     413: "request body too large",
     422: "invalid request: `errors` names each field",

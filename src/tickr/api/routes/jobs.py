@@ -1,19 +1,30 @@
-"""Job routes: submit (one, a batch, the ``/tasks`` alias), list, read, change, cancel, retry."""
+"""Job routes: submit (one, a batch, the ``/tasks`` alias), list, read, change, cancel, retry.
+
+A body with ``cron`` makes a recurring job, and ``GET|PATCH|DELETE /jobs/{id}`` also address recurring
+jobs (schedules): the id tells which. Their own routes (next runs, history) are in ``routes/recurring.py``.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from collections.abc import Awaitable
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from tickr.api.deps import InspectorDep, TickrDep
+from tickr.api import recurring
+from tickr.api.deps import InspectorDep, SchedulesDep, TickrDep
 from tickr.api.models import QUEUE_PATTERN, TYPE_PATTERN, BatchIn, JobIn, JobPatch
-from tickr.api.submission import enqueue_batch, enqueue_one, now_ms
-from tickr.api.views import BatchOut, JobListOut, JobOut, problem_responses
-from tickr.core.errors import ValidationError
+from tickr.api.problems import Problem
+from tickr.api.submission import HTTP_FIELDS, enqueue_batch, enqueue_one, invalid, now_ms
+from tickr.api.views import AnyJobOut, BatchOut, JobListOut, JobOut, RecurringJobOut, problem_responses
+from tickr.core.errors import JobNotFound, ValidationError
 from tickr.core.factory import check_payload
 from tickr.core.job import JobState
-from tickr.store.inspect import MAX_PAGE
+from tickr.scheduler.schedules import Schedules
+from tickr.store.inspect import MAX_PAGE, Inspector
+from tickr.store.schedules import Schedule
 
 router = APIRouter(tags=["jobs"])
 EXISTING: dict[int | str, dict[str, Any]] = {
@@ -23,15 +34,39 @@ legacy = APIRouter(tags=["compat"])
 
 JobId = Annotated[str, Path(min_length=1, max_length=128, description="the job's id")]
 QueueHint = Annotated[
-    str | None, Query(pattern=QUEUE_PATTERN, description="the job's queue, if known (saves a lookup)")
+    str | None,
+    Query(pattern=QUEUE_PATTERN, description="the job's queue, if known (saves a lookup; one-off jobs only)"),
 ]
+SCHEDULE_CURSOR = re.compile(r"[0-9]{1,18}")
+# The JobPatch fields only a recurring job takes.
+RECURRING_PATCH = tuple(
+    name for name in JobPatch.model_fields if name not in {"priority", "delay", "run_at", "payload", *HTTP_FIELDS}
+)
+T = TypeVar("T")
 
 
-async def _submit(spec: JobIn, request: Request, response: Response, tickr: TickrDep) -> JobOut:
-    job, created = await enqueue_one(tickr, spec)
+class JobKind(StrEnum):
+    ONE_OFF = "one_off"
+    RECURRING = "recurring"
+
+
+async def find_schedule(schedules: Schedules, job_id: str, queue: str | None = None) -> Schedule | None:
+    """The recurring job ``job_id``, or None when it is not one (a ``queue`` hint means a one-off job)."""
+    return None if queue is not None else await schedules.get(job_id)
+
+
+async def _submit(
+    spec: JobIn, request: Request, response: Response, tickr: TickrDep, schedules: Schedules
+) -> JobOut | RecurringJobOut:
+    out: JobOut | RecurringJobOut
+    if spec.cron is not None:
+        out, created = RecurringJobOut.of(await recurring.create(schedules, spec)), True
+    else:
+        job, created = await enqueue_one(tickr, spec)
+        out = JobOut.of(job)
     response.status_code = 201 if created else 200
-    response.headers["Location"] = str(request.url_for("get_job", job_id=job.id))
-    return JobOut.of(job)
+    response.headers["Location"] = str(request.url_for("get_job", job_id=out.id))
+    return out
 
 
 @router.post(
@@ -39,9 +74,14 @@ async def _submit(spec: JobIn, request: Request, response: Response, tickr: Tick
     status_code=201,
     responses=EXISTING | problem_responses(409, 413, 422),
 )
-async def create_job(spec: JobIn, request: Request, response: Response, tickr: TickrDep) -> JobOut:
-    """Enqueue one job. 201 with the new job; 200 with the existing one for a known idempotency key."""
-    return await _submit(spec, request, response, tickr)
+async def create_job(
+    spec: JobIn, request: Request, response: Response, tickr: TickrDep, schedules: SchedulesDep
+) -> AnyJobOut:
+    """Enqueue one job. 201 with the new job; 200 with the existing one for a known idempotency key.
+
+    With ``cron`` (or ``cronExpression``): create a recurring job; 201 with its view (``kind: recurring``).
+    """
+    return await _submit(spec, request, response, tickr, schedules)
 
 
 @legacy.post(
@@ -49,14 +89,16 @@ async def create_job(spec: JobIn, request: Request, response: Response, tickr: T
     status_code=201,
     responses=EXISTING | problem_responses(409, 413, 422),
 )
-async def create_task(spec: JobIn, request: Request, response: Response, tickr: TickrDep) -> JobOut:
+async def create_task(
+    spec: JobIn, request: Request, response: Response, tickr: TickrDep, schedules: SchedulesDep
+) -> AnyJobOut:
     """Alias of ``POST /api/v1/jobs``."""
-    return await _submit(spec, request, response, tickr)
+    return await _submit(spec, request, response, tickr, schedules)
 
 
 @router.post("/jobs/batch", status_code=201, responses=problem_responses(413, 422))
 async def create_jobs(batch: BatchIn, tickr: TickrDep) -> BatchOut:
-    """Enqueue up to 1,000 jobs in one round trip. The whole batch is validated first."""
+    """Enqueue up to 1,000 one-off jobs in one round trip. The whole batch is validated first."""
     jobs, created = await enqueue_batch(tickr, batch.jobs)
     return BatchOut(jobs=[JobOut.of(job) for job in jobs], created=created)
 
@@ -64,9 +106,11 @@ async def create_jobs(batch: BatchIn, tickr: TickrDep) -> BatchOut:
 @router.get("/jobs", responses=problem_responses(422))
 async def list_jobs(
     inspector: InspectorDep,
+    schedules: SchedulesDep,
     queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
     status: JobState | None = None,
     type: Annotated[str | None, Query(pattern=TYPE_PATTERN)] = None,
+    kind: Annotated[JobKind, Query(description="`recurring` lists recurring jobs instead")] = JobKind.ONE_OFF,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=4096, description="`next_cursor` of the previous page")] = None,
 ) -> JobListOut:
@@ -76,21 +120,65 @@ async def list_jobs(
     first, most recently enqueued first), scheduled (latest due first), dead and finished (most
     recent first). A page may hold fewer than ``limit`` jobs when filters drop many: follow
     ``next_cursor`` until it is null.
+
+    ``kind=recurring``: the recurring jobs that are not deleted, oldest first, filtered on their
+    template's queue and type (``status`` does not apply). ``GET /api/v1/schedules`` lists them too.
     """
+    if kind is JobKind.RECURRING:
+        return await _list_recurring(schedules, queue, status, type, limit, cursor)
     page = await inspector.list_jobs(queue=queue, status=status, job_type=type, limit=limit, cursor=cursor)
     return JobListOut(jobs=[JobOut.of(job) for job in page.jobs], next_cursor=page.next_cursor)
 
 
+async def _list_recurring(
+    schedules: Schedules, queue: str | None, status: JobState | None, type: str | None, limit: int, cursor: str | None
+) -> JobListOut:
+    errors = {}
+    if status is not None:
+        errors["status"] = "not with kind=recurring"
+    if cursor is not None and not SCHEDULE_CURSOR.fullmatch(cursor):
+        errors["cursor"] = "not a cursor returned by this listing"
+    if errors:
+        raise invalid("listing", errors)
+    page = await schedules.list_schedules(limit=limit, cursor=cursor)
+    found: list[JobOut | RecurringJobOut] = [
+        RecurringJobOut.of(s)
+        for s in page.items
+        if queue in (None, s.template.queue) and type in (None, s.template.type)
+    ]
+    return JobListOut(jobs=found, next_cursor=page.next_cursor)
+
+
 @router.get("/jobs/{job_id}", responses=problem_responses(404))
-async def get_job(job_id: JobId, inspector: InspectorDep, queue: QueueHint = None) -> JobOut:
-    """A job: state, attempt, last error with traceback, result, timestamps."""
+async def get_job(
+    job_id: JobId, inspector: InspectorDep, schedules: SchedulesDep, queue: QueueHint = None
+) -> AnyJobOut:
+    """A job: state, attempt, last error with traceback, result, timestamps.
+
+    A recurring job (``kind: recurring``): its cron, timezone, next run, state and job template.
+    """
+    schedule = await find_schedule(schedules, job_id, queue)
+    if schedule is not None:
+        return RecurringJobOut.of(schedule)
     return JobOut.of(await inspector.get_job(job_id, queue))
 
 
 @router.patch("/jobs/{job_id}", responses=problem_responses(404, 409, 413, 422))
-async def update_job(job_id: JobId, patch: JobPatch, inspector: InspectorDep, queue: QueueHint = None) -> JobOut:
-    """Change priority, due time or payload of a job that has not started (409 once it has)."""
+async def update_job(
+    job_id: JobId, patch: JobPatch, inspector: InspectorDep, schedules: SchedulesDep, queue: QueueHint = None
+) -> AnyJobOut:
+    """Change priority, due time or payload of a job that has not started (409 once it has).
+
+    A recurring job: change its cron, timezone, payload, priority, other template fields and policies;
+    ``isActive`` false pauses it, true resumes it (and brings a deleted one back).
+    """
+    schedule = await find_schedule(schedules, job_id, queue)
+    if schedule is not None:
+        return RecurringJobOut.of(await recurring.patch(schedules, schedule, patch))
     queue = await inspector.locate(job_id, queue)
+    refused = sorted({*patch.given(RECURRING_PATCH), *(HTTP_FIELDS & patch.model_fields_set)})
+    if refused:
+        raise invalid("change", {patch.spelled(name): "only for a recurring job" for name in refused})
     due_ms: int | None = None
     if patch.delay is not None:
         due_ms = now_ms() + int(patch.delay * 1000) if patch.delay > 0 else 0
@@ -106,27 +194,55 @@ async def update_job(job_id: JobId, patch: JobPatch, inspector: InspectorDep, qu
     return JobOut.of(await inspector.get_job(job_id, queue))
 
 
-async def _cancel(job_id: str, inspector: InspectorDep, queue: str | None) -> JobOut:
+async def _one_off(job_id: str, schedules: Schedules, action: Awaitable[T]) -> T:
+    """``action`` on a one-off job; a 409 that says so when ``job_id`` is a recurring job instead."""
+    try:
+        return await action
+    except JobNotFound:
+        if await schedules.get(job_id) is None:
+            raise
+    raise Problem(
+        409,
+        f"job {job_id!r} is a recurring job: DELETE it, or PATCH isActive to pause or resume it",
+        slug="recurring-job",
+    )
+
+
+async def _cancel(job_id: str, inspector: Inspector, queue: str | None) -> JobOut:
     queue = await inspector.locate(job_id, queue)
     await inspector.cancel(job_id, queue)
     return JobOut.of(await inspector.get_job(job_id, queue))
 
 
+async def _retry(job_id: str, inspector: Inspector, queue: str | None) -> JobOut:
+    queue = await inspector.locate(job_id, queue)
+    await inspector.replay(job_id, queue)
+    return JobOut.of(await inspector.get_job(job_id, queue))
+
+
 @router.delete("/jobs/{job_id}", responses=problem_responses(404, 409))
-async def delete_job(job_id: JobId, inspector: InspectorDep, queue: QueueHint = None) -> JobOut:
-    """Cancel a job that has not started (409 once it has). Same as ``POST .../cancel``."""
+async def delete_job(
+    job_id: JobId, inspector: InspectorDep, schedules: SchedulesDep, queue: QueueHint = None
+) -> AnyJobOut:
+    """Cancel a job that has not started (409 once it has). Same as ``POST .../cancel``.
+
+    A recurring job: soft delete. It stops firing and shows ``status: deleted``; its history stays,
+    and PATCH ``isActive: true`` brings it back.
+    """
+    if await find_schedule(schedules, job_id, queue) is not None:
+        return RecurringJobOut.of(await schedules.delete(job_id))
     return await _cancel(job_id, inspector, queue)
 
 
 @router.post("/jobs/{job_id}/cancel", responses=problem_responses(404, 409))
-async def cancel_job(job_id: JobId, inspector: InspectorDep, queue: QueueHint = None) -> JobOut:
-    """Cancel a job that has not started (409 once it has)."""
-    return await _cancel(job_id, inspector, queue)
+async def cancel_job(
+    job_id: JobId, inspector: InspectorDep, schedules: SchedulesDep, queue: QueueHint = None
+) -> JobOut:
+    """Cancel a job that has not started (409 once it has, or for a recurring job)."""
+    return await _one_off(job_id, schedules, _cancel(job_id, inspector, queue))
 
 
 @router.post("/jobs/{job_id}/retry", responses=problem_responses(404, 409))
-async def retry_job(job_id: JobId, inspector: InspectorDep, queue: QueueHint = None) -> JobOut:
+async def retry_job(job_id: JobId, inspector: InspectorDep, schedules: SchedulesDep, queue: QueueHint = None) -> JobOut:
     """Run a dead, lost or cancelled job again, with fresh attempts (409 in any other state)."""
-    queue = await inspector.locate(job_id, queue)
-    await inspector.replay(job_id, queue)
-    return JobOut.of(await inspector.get_job(job_id, queue))
+    return await _one_off(job_id, schedules, _retry(job_id, inspector, queue))
