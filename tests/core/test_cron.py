@@ -518,3 +518,9 @@ def test_property_intervals(seconds: int, anchor: datetime, start: datetime) -> 
     for fire in fires:
         assert (fire - spec.anchor) % timedelta(seconds=seconds) == timedelta(0)
     assert [b - a for a, b in pairwise(fires)] == [timedelta(seconds=seconds)] * 2
+
+
+@pytest.mark.parametrize("text", ["every: 367d", "every: 9999999d", "every: 99999999999999999999d"])
+def test_huge_intervals_are_refused(text: str) -> None:
+    with pytest.raises(ValidationError, match="at most 366d"):
+        parse_schedule(text)

@@ -234,6 +234,9 @@ def _canonical(values: frozenset[int], field: _Field) -> str:
     return ",".join(parts)
 
 
+MAX_INTERVAL_SECONDS = 366 * 86_400
+
+
 def _parse_interval(text: str, duration: str, timezone: str, anchor: datetime | None) -> CronSpec:
     compact = "".join(duration.split()).lower()
     match = _DURATION_RE.fullmatch(compact)
@@ -245,6 +248,8 @@ def _parse_interval(text: str, duration: str, timezone: str, anchor: datetime | 
     total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
     if total < 1:
         raise _SpecError("cron", f"invalid interval '{text}': the interval must be at least 1s")
+    if total > MAX_INTERVAL_SECONDS:
+        raise _SpecError("cron", f"invalid interval '{text}': the interval must be at most 366d")
     if anchor is not None and (anchor.tzinfo is None or anchor.utcoffset() is None):
         raise _SpecError("anchor", "anchor must be a timezone-aware datetime")
     base = anchor.astimezone(UTC) if anchor is not None else EPOCH
