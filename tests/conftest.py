@@ -45,6 +45,17 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private one-node Valkey cluster with every slot assigned (the embedded binary)."""
+    from tickr.runtime.embedded import EmbeddedValkey
+
+    server = EmbeddedValkey(tmp_path_factory.mktemp("cluster"), persistent=False, cluster=True)
+    server.start()
+    yield server.url
+    server.stop()
+
+
 @pytest.fixture
 def queue() -> str:
     """A queue name of this test only: tests are isolated by name, never by flushing."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,18 +11,9 @@ import pytest
 from tests.conftest import TestClock
 from tickr.app import App
 from tickr.config import Settings
-from tickr.runtime.embedded import EmbeddedValkey
 from tickr.scheduler.schedules import Schedules
 from tickr.scheduler.service import SchedulerService
 from tickr.store.store import RedisStore
-
-
-@pytest.fixture(scope="module")
-def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = EmbeddedValkey(Path(tmp_path_factory.mktemp("cluster")), persistent=False, cluster=True)
-    server.start()
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture

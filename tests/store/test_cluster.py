@@ -3,26 +3,16 @@ mistake would fail here."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.conftest import TestClock
 from tickr.core.factory import new_job
 from tickr.core.job import JobError
-from tickr.runtime.embedded import EmbeddedValkey
 from tickr.store.connection import connect
 from tickr.store.inspect import Inspector
 from tickr.store.store import RedisStore, StoreConfig
-
-
-@pytest.fixture(scope="module")
-def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = EmbeddedValkey(Path(tmp_path_factory.mktemp("cluster")), persistent=False, cluster=True)
-    server.start()
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture

@@ -13,19 +13,7 @@ from tickr.store.keys import QueueKeys
 from tickr.store.scripts import SCRIPT_NAMES, Scripts, lua_source
 
 LUA_DIR = resources.files("tickr.store") / "lua"
-QUEUE_SCRIPTS = (
-    "enqueue",
-    "promote",
-    "dequeue",
-    "extend",
-    "ack",
-    "fail",
-    "reap",
-    "release",
-    "cancel",
-    "replay",
-    "update",
-)
+QUEUE_SCRIPTS = tuple(name for name in SCRIPT_NAMES if not name.startswith("schedule_"))
 
 
 def header_keys(name: str) -> int:
