@@ -220,3 +220,8 @@ _register_commands()
 def main() -> None:
     """Console-script entry point."""
     cli()
+
+
+from tickr.cli import bench as _bench  # noqa: E402
+
+_bench.register(cli)

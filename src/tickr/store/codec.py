@@ -53,40 +53,55 @@ def _opt_int(value: str | None) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
+_PRIORITY = {p.value: p for p in Priority}
+_STATE = {s.value: s for s in JobState}
+_EXECUTION = {e.value: e for e in Execution}
+
+
 def job_from_hash(job_id: str, queue: str, data: dict[str, str]) -> Job:
-    """Rebuild a ``Job`` from its hash (``HGETALL``, decoded to str)."""
-    error = data.get("error")
-    result = data.get("result")
-    backoff = data.get("backoff")
-    timeout = data.get("timeout")
+    """Rebuild a ``Job`` from its hash (``HGETALL``, decoded to str).
+
+    Hot path of every dequeue: enums come from lookup tables, absent fields cost nothing.
+    """
+    get = data.get
+    error = get("error")
+    result = get("result")
+    backoff = get("backoff")
+    timeout = get("timeout")
+    payload = get("payload")
     return Job(
         id=job_id,
-        type=data.get("type", ""),
-        payload=loads(data["payload"]) if data.get("payload") else {},
+        type=get("type", ""),
+        payload=loads(payload) if payload else {},
         queue=queue,
-        priority=Priority(data.get("priority", "default")),
-        status=JobState(data.get("status", "queued")),
-        attempt=int(data.get("attempt", 0)),
-        max_retries=int(data.get("max_retries", 0)),
+        priority=_PRIORITY.get(get("priority", "default")) or Priority(data["priority"]),
+        status=_STATE.get(get("status", "queued")) or JobState(data["status"]),
+        attempt=int(get("attempt", 0)),
+        max_retries=int(get("max_retries", 0)),
         backoff=Backoff(**loads(backoff)) if backoff else _DEFAULT_BACKOFF,
         timeout=float(timeout) if timeout else None,
-        execution=Execution(data.get("execution", "at_least_once")),
-        idempotency_key=data.get("idempotency_key"),
-        name=data.get("name"),
-        description=data.get("description"),
-        schedule_id=data.get("schedule_id"),
-        created_at=_opt_int(data.get("created_at")),
-        scheduled_for=_opt_int(data.get("scheduled_for")),
-        started_at=_opt_int(data.get("started_at")),
-        finished_at=_opt_int(data.get("finished_at")),
+        execution=_EXECUTION.get(get("execution", "at_least_once")) or Execution(data["execution"]),
+        idempotency_key=get("idempotency_key"),
+        name=get("name"),
+        description=get("description"),
+        schedule_id=get("schedule_id"),
+        created_at=_opt_int(get("created_at")),
+        scheduled_for=_opt_int(get("scheduled_for")),
+        started_at=_opt_int(get("started_at")),
+        finished_at=_opt_int(get("finished_at")),
         last_error=JobError(**loads(error)) if error else None,
         result=loads(result) if result else None,
-        worker=data.get("worker"),
+        worker=get("worker"),
     )
 
 
 def pairs_to_dict(flat: list[Any]) -> dict[str, str]:
-    """``[k1, v1, k2, v2]`` (bytes or str) to a dict of str."""
+    """``[k1, v1, k2, v2]`` (bytes or str) to a dict of str; a later pair wins over an earlier one."""
+    if len(flat) % 2:
+        raise ValueError("pairs_to_dict: odd number of items")
+    if not flat or not isinstance(flat[0], bytes):  # a decoding client: all str
+        it = iter(flat)
+        return dict(zip(it, it, strict=True))
     out: dict[str, str] = {}
     it = iter(flat)
     for key, value in zip(it, it, strict=True):

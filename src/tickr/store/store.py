@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
 from tickr.core.job import Job, JobError
 from tickr.store import codec
+from tickr.store.connection import Script, ScriptLane
 from tickr.store.keys import DEFAULT_PREFIX, QueueKeys, queues_registry
-from tickr.store.scripts import Scripts
+from tickr.store.scripts import Scripts, lua_source
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,10 @@ class RedisStore:
         self._now = now
         self._keys: dict[str, QueueKeys] = {}
         self._registered_queues: set[str] = set()
+        # Hot-path scripts run on the lane (a cluster client has no single pool: it goes direct).
+        self.lane = ScriptLane(redis) if isinstance(redis, Redis) else None
+        # AsyncScript calls only ``evalsha``/``script_load`` on its client, which the lane provides.
+        self._fast = cast(Redis, self.lane) if self.lane is not None else None
 
     def keys(self, queue: str) -> QueueKeys:
         """The keys of ``queue`` (validated and cached)."""
@@ -113,19 +119,37 @@ class RedisStore:
         """Store ``job``: ready now, or scheduled when ``due_ms`` is in the future."""
         await self._register_queue(job.queue)
         args = self._enqueue_args(job, due_ms)
-        reply = await self.scripts.enqueue(self.keys(job.queue), job.id, job.priority, job.idempotency_key, args)
+        reply = await self.scripts.enqueue(
+            self.keys(job.queue), job.id, job.priority, job.idempotency_key, args, self._fast
+        )
         return EnqueueResult(id=reply[1], created=reply[0] == 1, status=reply[2] or "")
 
     async def enqueue_many(self, jobs: Sequence[tuple[Job, int | None]]) -> list[EnqueueResult]:
-        """Enqueue a batch in one round trip (a pipeline of script calls, not a transaction)."""
+        """Enqueue a batch in one pass, in order (streamed script calls on one connection, not a transaction)."""
         for queue in {job.queue for job, _ in jobs}:
             await self._register_queue(queue)
-        pipe = self.redis.pipeline(transaction=False)
+        if self.lane is None:
+            pipe = self.redis.pipeline(transaction=False)
+            for job, due_ms in jobs:
+                args = self._enqueue_args(job, due_ms)
+                await self.scripts.enqueue(self.keys(job.queue), job.id, job.priority, job.idempotency_key, args, pipe)
+            replies = await pipe.execute()
+        else:
+            replies = await self.lane.stream(self._enqueue_calls(jobs))
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+        return [EnqueueResult(id=r[1], created=r[0] == 1, status=r[2] or "") for r in replies]
+
+    async def _enqueue_calls(self, jobs: Sequence[tuple[Job, int | None]]) -> AsyncIterator[Script]:
+        """The EVALSHA of each job's enqueue, made as the lane sends the ones before it."""
+        calls, source = _Collect(), lua_source("enqueue")
         for job, due_ms in jobs:
             args = self._enqueue_args(job, due_ms)
-            await self.scripts.enqueue(self.keys(job.queue), job.id, job.priority, job.idempotency_key, args, pipe)
-        replies = await pipe.execute()
-        return [EnqueueResult(id=r[1], created=r[0] == 1, status=r[2] or "") for r in replies]
+            await self.scripts.enqueue(
+                self.keys(job.queue), job.id, job.priority, job.idempotency_key, args, cast(Redis, calls)
+            )
+            yield (source, *calls.commands.pop())
 
     async def dequeue(self, queue: str, count: int, worker_id: str, lease_ms: int | None = None) -> Dequeued:
         """Promote due jobs, then lease up to ``count`` ready jobs of ``queue``."""
@@ -140,7 +164,7 @@ class RedisStore:
             c.events_maxlen,
             c.promote_limit,
         ]
-        reply = await self.scripts.dequeue(self.keys(queue), args)
+        reply = await self.scripts.dequeue(self.keys(queue), args, self._fast)
         jobs = []
         for i in range(3, len(reply), 2):
             fields = codec.pairs_to_dict(reply[i + 1])
@@ -173,7 +197,7 @@ class RedisStore:
         ]
         for item in items:
             args += item
-        return [r == 1 for r in await self.scripts.ack(self.keys(queue), args)]
+        return [r == 1 for r in await self.scripts.ack(self.keys(queue), args, self._fast)]
 
     async def fail(
         self, queue: str, job_id: str, token: str, error: JobError, *, delay_ms: int, permanent: bool = False
@@ -189,7 +213,7 @@ class RedisStore:
             1 if permanent else 0,
             self.config.events_maxlen,
         ]
-        kind, due = await self.scripts.fail(self.keys(queue), args)
+        kind, due = await self.scripts.fail(self.keys(queue), args, self._fast)
         if kind == 1:
             return FailOutcome("retrying", int(due))
         return FailOutcome("dead" if kind == 2 else "stale")
@@ -222,7 +246,24 @@ class RedisStore:
 
         Returns the marker's score (the time there is work), or None on timeout.
         """
-        popped = await self.redis.bzpopmin(self.keys(queue).marker, timeout=block_seconds)
+        key = self.keys(queue).marker
+        if self.lane is not None:
+            popped = await self.lane.call("BZPOPMIN", key, block_seconds)
+        else:
+            popped = await self.redis.bzpopmin(key, timeout=block_seconds)
         if not popped:
             return None
         return int(float(popped[2]))
+
+
+class _Collect:
+    """Stands in for a client to record the EVALSHA calls a registered script would make."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, int, list[Any]]] = []
+
+    async def evalsha(self, sha: str, numkeys: int, *args: Any) -> None:
+        self.commands.append((sha, numkeys, list(args)))
+
+    async def script_load(self, script: str) -> str:
+        raise RuntimeError("not reached: recording an EVALSHA cannot meet NOSCRIPT")

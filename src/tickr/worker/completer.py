@@ -25,15 +25,22 @@ class Completer:
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.stale = 0
+        # Jobs whose ack is handed in but not yet answered: a heartbeat that finds their lease gone
+        # is seeing this ack land, not another worker.
+        self.acking: set[str] = set()
 
     async def ack(self, queue: str, job_id: str, token: str, result_json: str) -> bool:
         """Ack one job; True when acked, False when the lease was no longer ours."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
         self._pending[queue].append((job_id, token, result_json, future))
+        self.acking.add(job_id)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._start_flush)
-        return await asyncio.shield(future)
+            loop.call_soon(self._start_flush)
+        # Each ack has a future of its own, so no shield is needed: cancelling the waiting job
+        # cancels only its future, and the ack itself is still written with the batch.
+        return await future
 
     def _start_flush(self) -> None:
         self._flush_scheduled = False
@@ -44,6 +51,12 @@ class Completer:
             task.add_done_callback(self._tasks.discard)
 
     async def _flush(self, queue: str, items: list[tuple[str, str, str, asyncio.Future[bool]]]) -> None:
+        try:
+            await self._write(queue, items)
+        finally:
+            self.acking.difference_update(job_id for job_id, *_ in items)
+
+    async def _write(self, queue: str, items: list[tuple[str, str, str, asyncio.Future[bool]]]) -> None:
         payload = [(job_id, token, result) for job_id, token, result, _ in items]
         delay = 0.05
         for attempt in range(1, self._attempts + 1):

@@ -78,6 +78,10 @@ class Executor:
         if task is None:
             raise Permanent(f"no handler for type '{job.type}'")
         args, kwargs = task.call_arguments(job.payload)
+        if job.timeout is None:  # the common case: no timer to arm
+            if task.is_async:
+                return await task.fn(*args, **kwargs)
+            return await asyncio.to_thread(task.fn, *args, **kwargs)
         try:
             if task.is_async:
                 async with asyncio.timeout(job.timeout):
@@ -86,9 +90,7 @@ class Executor:
             async with asyncio.timeout(job.timeout):
                 return await asyncio.to_thread(task.fn, *args, **kwargs)
         except TimeoutError:
-            if job.timeout is not None:
-                raise JobTimeout(f"job exceeded its timeout of {job.timeout:g}s") from None
-            raise
+            raise JobTimeout(f"job exceeded its timeout of {job.timeout:g}s") from None
 
     async def _ack(self, leased: LeasedJob, result: Any) -> None:
         try:

@@ -18,7 +18,9 @@ class Supervisor:
 
     A child that exits on its own (crash, OOM kill) is restarted after a short backoff that
     grows when it keeps dying. SIGINT/SIGTERM are forwarded; a second one is forwarded too,
-    which makes the children skip their grace period.
+    which makes the children skip their grace period. With ``--burst`` in the command a child
+    that exits with 0 has drained the queues: it is not restarted, and ``run`` returns once
+    every child is done.
     """
 
     def __init__(self, command: Sequence[str], processes: int, restart_backoff: float = 0.5) -> None:
@@ -27,6 +29,7 @@ class Supervisor:
         self.restart_backoff = restart_backoff
         self.children: list[subprocess.Popen[bytes] | None] = [None] * processes
         self.restarts = 0
+        self.burst = "--burst" in self.command
         self._signals = 0
 
     def _spawn(self, slot: int) -> None:
@@ -47,10 +50,14 @@ class Supervisor:
             for slot in range(self.processes):
                 self._spawn(slot)
             failures = [0] * self.processes
-            while not self._signals:
-                time.sleep(0.2)
+            finished = [False] * self.processes
+            while not self._signals and not all(finished):
+                time.sleep(0.05 if self.burst else 0.2)
                 for slot, child in enumerate(self.children):
-                    if child is None or child.poll() is None or self._signals:
+                    if child is None or child.poll() is None or self._signals or finished[slot]:
+                        continue
+                    if self.burst and child.returncode == 0:
+                        finished[slot] = True
                         continue
                     failures[slot] += 1
                     delay = min(30.0, self.restart_backoff * 2 ** min(failures[slot] - 1, 6))

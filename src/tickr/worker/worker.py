@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import os
 import signal
@@ -28,8 +29,10 @@ from tickr.store.store import LeasedJob
 from tickr.worker.completer import Completer
 from tickr.worker.executor import Executor
 from tickr.worker.heartbeat import Heartbeat
+from tickr.worker.waits import DueWaiter
 
 log = logging.getLogger("tickr.worker")
+BURST_RECHECK_SECONDS = 0.05
 
 
 @dataclass(slots=True)
@@ -94,6 +97,8 @@ class Worker:
         self._stop_event = asyncio.Event()
         self._services: list[asyncio.Task[None]] = []
         self._rotation = 0
+        self._batch_max = max(1, (self.config.concurrency + 1) // 2)
+        self._due = DueWaiter()
 
     # -- public -------------------------------------------------------------------------------
     async def run(self, install_signals: bool = False) -> None:
@@ -105,6 +110,9 @@ class Worker:
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stop)
+        # Everything loaded so far lives as long as the process: keep it out of the collector's
+        # full passes, which would otherwise walk it every few seconds under load (ms-long pauses).
+        gc.freeze()
         await self.heartbeat.register()
         self._services = [
             loop.create_task(self.heartbeat.run(), name="tickr-heartbeat"),
@@ -178,13 +186,16 @@ class Worker:
             free = self._free_slots()
             if free <= 0:
                 return True
+            # Half the slots at most: the next batch is fetched while this one runs and is acked.
+            count = min(free, self._batch_max)
             sent = time.time() * 1000
-            batch = await self.store.dequeue(queue, free, self.id)
-            self._clock_offset_ms = batch.now_ms - (sent + time.time() * 1000) / 2
+            batch = await self.store.dequeue(queue, count, self.id)
+            # now_ms is whole ms (floored): +0.5 centres it; same-host clocks then agree to ~0.1 ms
+            self._clock_offset_ms = batch.now_ms + 0.5 - (sent + time.time() * 1000) / 2
             self._next_due[queue] = batch.next_due_ms
             for leased in batch.jobs:
                 self._start(leased)
-            more = more or batch.more or len(batch.jobs) == free
+            more = more or batch.more or len(batch.jobs) == count
         return more
 
     def _seconds_until_due(self) -> float:
@@ -215,11 +226,12 @@ class Worker:
                 log.info("burst mode: queues empty, stopping")
                 self.stop()
                 return
-            try:
-                async with asyncio.timeout(self._seconds_until_due()):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            wait = self._seconds_until_due()
+            precise = wait < self.config.wake_cap_seconds
+            if self.config.burst and wait > BURST_RECHECK_SECONDS:
+                # Other workers' leases end (or expire) without a marker: in burst mode, look again soon.
+                wait, precise = BURST_RECHECK_SECONDS, False
+            await self._due.wait(self._wake, wait, precise=precise)
 
     async def _queues_empty(self) -> bool:
         pipe = self.store.redis.pipeline(transaction=False)
@@ -245,8 +257,8 @@ class Worker:
         if not task.cancelled() and task.exception() is not None:
             log.error("job %s: outcome could not be recorded: %s", job_id, task.exception())
         self._slot_free.set()
-        if self._maybe_more:
-            self._wake.set()
+        if self._maybe_more or (self.config.burst and not self.in_flight):
+            self._wake.set()  # burst mode: the last job finished, so look whether the queues are empty
 
     def _leases(self) -> dict[str, list[tuple[str, str]]]:
         out: dict[str, list[tuple[str, str]]] = {}
@@ -255,6 +267,8 @@ class Worker:
         return out
 
     def _lease_lost(self, queue: str, job_id: str) -> None:
+        if job_id in self.completer.acking:
+            return  # its ack landed after the heartbeat read the leases: finished, not lost
         entry = self.in_flight.pop(job_id, None)
         if entry is not None:
             log.warning("lease of job %s on %s lost to another worker: cancelling our run", job_id, queue)
@@ -276,6 +290,7 @@ class Worker:
         for task in self._services:
             task.cancel()
         await asyncio.gather(*self._services, return_exceptions=True)
+        self._due.close()
         try:
             await self.heartbeat.deregister()
         except Exception as exc:

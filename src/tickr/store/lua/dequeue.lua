@@ -23,6 +23,7 @@
 ]]
 --- @include "common"
 --- @include "promote_due"
+--- @include "record"
 
 local now = clock_ms(ARGV[3])
 local ready = {KEYS[1], KEYS[2], KEYS[3], KEYS[4]}
@@ -37,7 +38,7 @@ end
 -- weights, walked by a cursor kept in stats, so low priority never starves.
 local weights, total = {}, 0
 for i = 1, 4 do weights[i] = tonumber(ARGV[5 + i]); total = total + weights[i] end
-local seq, current = {}, {0, 0, 0, 0}
+local order, current = {}, {0, 0, 0, 0}
 for _ = 1, total do
   local best = 1
   for i = 1, 4 do
@@ -45,17 +46,19 @@ for _ = 1, total do
     if current[i] > current[best] then best = i end
   end
   current[best] = current[best] - total
-  seq[#seq + 1] = best
+  order[#order + 1] = best
 end
 
 local cursor = tonumber(redis.call('HGET', KEYS[9], 'cursor') or '0')
+-- Lease tokens come from stats.lease_seq: read once, written back once.
+local seq = tonumber(redis.call('HGET', KEYS[9], 'lease_seq') or '0')
 local reply = {now, 0, 0}
 local n, taken = tonumber(ARGV[2]), 0
 local deadline = now + tonumber(ARGV[4])
 local worker = ARGV[5]
 local exhausted = false
 while taken < n and not exhausted do
-  local want = seq[(cursor % total) + 1]
+  local want = order[(cursor % total) + 1]
   cursor = cursor + 1
   local id = redis.call('LPOP', ready[want])
   if not id then
@@ -68,20 +71,27 @@ while taken < n and not exhausted do
     exhausted = true
   else
     local job_key = prefix .. id
-    if redis.call('EXISTS', job_key) == 1 then
-      local token = tostring(redis.call('HINCRBY', KEYS[9], 'lease_seq', 1))
-      redis.call('HINCRBY', job_key, 'attempt', 1)
-      redis.call('HSET', job_key, 'status', 'active', 'started_at', now, 'worker', worker, 'token', token)
+    local record = redis.call('HGETALL', job_key)
+    if #record > 0 then -- an id whose hash is gone (expired, purged) is dropped
+      seq = seq + 1
+      local token = tostring(seq)
+      local attempt, leased = leased_record(record, now, worker, token)
+      redis.call('HSET', job_key, 'attempt', attempt, 'status', 'active', 'started_at', now, 'worker', worker,
+        'token', token)
       redis.call('ZADD', KEYS[6], deadline, id)
       reply[#reply + 1] = id
-      reply[#reply + 1] = redis.call('HGETALL', job_key)
+      reply[#reply + 1] = leased
       emit(KEYS[8], ARGV[10], 'active', id, 'worker', worker)
       taken = taken + 1
     end
   end
 end
-redis.call('HSET', KEYS[9], 'cursor', cursor % total)
-if taken > 0 then redis.call('HINCRBY', KEYS[9], 'dequeued', taken) end
+if taken > 0 then
+  redis.call('HSET', KEYS[9], 'cursor', cursor % total, 'lease_seq', seq)
+  redis.call('HINCRBY', KEYS[9], 'dequeued', taken)
+else
+  redis.call('HSET', KEYS[9], 'cursor', cursor % total)
+end
 
 local more = 0
 if not exhausted then

@@ -28,22 +28,19 @@ if ARGV[5] == '1' then
   redis.call('SET', KEYS[7], id, 'PX', ARGV[4])
 end
 
-local fields = {}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], 'created_at', now, unpack(fields))
-
 local due = tonumber(ARGV[2])
 local status
+-- One HSET writes the whole record: fixed fields first, then the caller's pairs (ARGV[7..]).
 if due > now then
   status = 'scheduled'
-  redis.call('HSET', KEYS[1], 'status', status, 'scheduled_for', due)
+  redis.call('HSET', KEYS[1], 'created_at', now, 'status', status, 'scheduled_for', due, unpack(ARGV, 7))
   redis.call('ZADD', KEYS[3], due, id)
   -- Only a new earliest due time changes when workers must wake.
   local head = redis.call('ZRANGE', KEYS[3], 0, 0)
   if head[1] == id then wake(KEYS[4], due) end
 else
   status = 'queued'
-  redis.call('HSET', KEYS[1], 'status', status, 'scheduled_for', now)
+  redis.call('HSET', KEYS[1], 'created_at', now, 'status', status, 'scheduled_for', now, unpack(ARGV, 7))
   redis.call('RPUSH', KEYS[2], id)
   wake(KEYS[4], now)
 end

@@ -1,0 +1,45 @@
+"""RQ: one ``rq worker`` with ``SimpleWorker`` (no fork per job: the fast setting) and ``--with-scheduler``.
+
+Delayed jobs use ``enqueue_at``; RQ's scheduler moves due jobs on its own polling interval.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+
+from redis import Redis
+from rq import Queue
+
+import common
+
+
+def noop(mode: str, n: int, t: float) -> None:
+    common.handle(mode, n, t)
+
+
+class RQPeer(common.Peer):
+    name = "rq"
+    settings = "SimpleWorker, --with-scheduler, default result TTL"
+    patterns = ("rq:*",)
+
+    def __init__(self) -> None:
+        self.queue = Queue("peerbench", connection=Redis.from_url(common.REDIS_URL))
+
+    def worker_cmd(self) -> list[str]:
+        rq = os.path.join(os.path.dirname(sys.executable), "rq")
+        return [rq, "worker", "peerbench", "--url", common.REDIS_URL, "--with-scheduler", "-q"] + [
+            "--worker-class",
+            "rq.worker.SimpleWorker",
+        ]
+
+    def one(self, mode: str, n: int, t: float, eta: float | None) -> None:
+        if eta is None:
+            self.queue.enqueue("rq_peer.noop", mode, n, t)  # by path: the worker imports rq_peer
+        else:
+            self.queue.enqueue_at(datetime.fromtimestamp(eta, UTC), "rq_peer.noop", mode, n, t)
+
+
+if __name__ == "__main__":
+    common.emit(common.measure(RQPeer()))

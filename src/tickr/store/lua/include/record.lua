@@ -1,0 +1,24 @@
+-- Leasing a job record read with HGETALL, without reading it again.
+
+-- Returns the job's new attempt number and `record` as an HGETALL taken after
+-- HSET attempt, status, started_at, worker, token would read: fields already there
+-- keep their place, new ones are appended in that order.
+local function leased_record(record, now, worker, token)
+  local pos = {}
+  for i = 1, #record, 2 do
+    local f = record[i]
+    if f == 'attempt' or f == 'status' or f == 'started_at' or f == 'worker' or f == 'token' then pos[f] = i end
+  end
+  local attempt = pos.attempt and tonumber(record[pos.attempt + 1]) + 1 or 1
+  local values = {attempt = tostring(attempt), status = 'active', started_at = tostring(now), worker = worker,
+    token = token}
+  for _, f in ipairs({'attempt', 'status', 'started_at', 'worker', 'token'}) do
+    if pos[f] then
+      record[pos[f] + 1] = values[f]
+    else
+      record[#record + 1] = f
+      record[#record + 1] = values[f]
+    end
+  end
+  return attempt, record
+end
