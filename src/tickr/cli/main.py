@@ -208,10 +208,11 @@ def api(
 
 
 def _register_commands() -> None:
-    from tickr.cli import ops, schedules
+    from tickr.cli import bench, ops, schedules
 
     ops.register(cli)
     schedules.register(cli)
+    bench.register(cli)
 
 
 _register_commands()
@@ -220,8 +221,3 @@ _register_commands()
 def main() -> None:
     """Console-script entry point."""
     cli()
-
-
-from tickr.cli import bench as _bench  # noqa: E402
-
-_bench.register(cli)

@@ -32,6 +32,7 @@ from tickr.worker.heartbeat import Heartbeat
 from tickr.worker.waits import DueWaiter
 
 log = logging.getLogger("tickr.worker")
+SERVICE_STOP_SECONDS = 5.0
 BURST_RECHECK_SECONDS = 0.05
 
 
@@ -289,7 +290,17 @@ class Worker:
         await self.completer.drain()
         for task in self._services:
             task.cancel()
-        await asyncio.gather(*self._services, return_exceptions=True)
+        # A cancelled blocking read can take a moment to unwind; never let it hold the process hostage.
+        stuck: set[asyncio.Task[None]] = set()
+        if self._services:
+            _, stuck = await asyncio.wait(self._services, timeout=SERVICE_STOP_SECONDS)
+        if stuck:
+            log.warning(
+                "%d background tasks did not stop within %.0fs: %s",
+                len(stuck),
+                SERVICE_STOP_SECONDS,
+                ", ".join(sorted(t.get_name() for t in stuck)),
+            )
         self._due.close()
         try:
             await self.heartbeat.deregister()
