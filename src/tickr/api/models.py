@@ -131,7 +131,23 @@ class BackoffIn(Body):
     jitter: float = Field(1.0, ge=0, le=1)
 
 
-class JobIn(Body):
+class _JobFields(Body):
+    """Validators shared by job bodies: enum values in any case, and one due time at most."""
+
+    @field_validator("priority", "execution", "misfire", mode="before", check_fields=False)
+    @classmethod
+    def _normalise(cls, value: Any) -> Any:
+        return _lower(value)
+
+    @field_validator("run_at", check_fields=False)
+    @classmethod
+    def _one_due_time(cls, value: AwareDatetime | None, info: Any) -> AwareDatetime | None:
+        if value is not None and info.data.get("delay") is not None:
+            raise ValueError("give delay or run_at, not both")
+        return value
+
+
+class JobIn(_JobFields):
     """A job to enqueue. ``delay`` (seconds) or ``run_at`` (RFC 3339 with a timezone), not both.
 
     An HTTP job may be given as ``httpMethod`` + ``httpUrl`` (+ ``httpHeaders``, ``httpBody``)
@@ -170,18 +186,6 @@ class JobIn(Body):
     overlap: bool | None = Field(None, description="recurring: start a run while the previous one is unfinished")
     is_active: bool | None = Field(None, description="recurring: false creates it paused")
 
-    @field_validator("priority", "execution", "misfire", mode="before")
-    @classmethod
-    def _normalise(cls, value: Any) -> Any:
-        return _lower(value)
-
-    @field_validator("run_at")
-    @classmethod
-    def _one_due_time(cls, value: AwareDatetime | None, info: Any) -> AwareDatetime | None:
-        if value is not None and info.data.get("delay") is not None:
-            raise ValueError("give delay or run_at, not both")
-        return value
-
 
 class BatchIn(Body):
     """Up to 1,000 jobs enqueued in one round trip; the whole batch is validated first."""
@@ -189,7 +193,7 @@ class BatchIn(Body):
     jobs: list[JobIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class JobPatch(Body):
+class JobPatch(_JobFields):
     """Changes to a job; null or absent fields stay as they are.
 
     A one-off job that has not started takes ``priority``, ``payload`` and ``delay``/``run_at`` (which move
@@ -221,18 +225,6 @@ class JobPatch(Body):
     http_url: str | None = Field(None, max_length=8_192)
     http_headers: dict[str, str] | None = None
     http_body: JsonValue = None
-
-    @field_validator("priority", "execution", "misfire", mode="before")
-    @classmethod
-    def _normalise(cls, value: Any) -> Any:
-        return _lower(value)
-
-    @field_validator("run_at")
-    @classmethod
-    def _one_due_time(cls, value: AwareDatetime | None, info: Any) -> AwareDatetime | None:
-        if value is not None and info.data.get("delay") is not None:
-            raise ValueError("give delay or run_at, not both")
-        return value
 
 
 class DeadRetryIn(Body):
