@@ -92,10 +92,13 @@ def load(
     json_path: Annotated[Path | None, typer.Option("--json", help="also write the figures as JSON here")] = None,
 ) -> None:
     """Submit a mix of job types and priorities, let workers drain it, and report what happened."""
+    from tickr.config import Settings
     from tickr.loadgen.load import LoadConfig, parse_mix, run_load
+    from tickr.runtime.up import discover_redis_url
 
+    redis_url = redis_url or discover_redis_url(Settings())
     if not redis_url:
-        raise _usage("no Redis: set TICKR_REDIS_URL or pass --redis-url")
+        raise _usage("no Redis: set TICKR_REDIS_URL, pass --redis-url, or start `tickr up` here")
     try:
         config = LoadConfig(
             redis_url=redis_url,
