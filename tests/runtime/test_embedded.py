@@ -377,3 +377,16 @@ def test_server_does_not_outlive_its_parent(tmp_path: Path, how: str) -> None:
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_server_ignores_the_terminals_ctrl_c(tmp_path: Path) -> None:
+    """The server runs in a session of its own: a SIGINT to tickr's process group does not reach it."""
+    srv = EmbeddedValkey(tmp_path / "s", persistent=False)
+    srv.start()
+    try:
+        pid = srv.pid
+        assert pid is not None
+        assert os.getsid(pid) != os.getsid(0)
+        assert os.getpgid(pid) != os.getpgid(0)
+    finally:
+        srv.stop()

@@ -27,7 +27,8 @@ def free_port() -> int:
 def start_up(data_dir: Path, api_port: int = 0) -> tuple[subprocess.Popen[bytes], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKR_")}
     env.update({"TICKR_DATA_DIR": str(data_dir), "TICKR_API_PORT": str(api_port), "TICKR_LOG_LEVEL": "INFO"})
-    proc = subprocess.Popen([sys.executable, "-m", "tickr", "up"], cwd=ROOT, env=env)
+    # a session of its own, like a terminal's foreground job: Ctrl+C reaches its whole process group
+    proc = subprocess.Popen([sys.executable, "-m", "tickr", "up"], cwd=ROOT, env=env, start_new_session=True)
     url_path = data_dir / "redis-url"
     deadline = time.monotonic() + 30
     while not url_path.exists():
@@ -107,5 +108,26 @@ async def test_up_serves_the_api_and_runs_submitted_jobs(tmp_path: Path) -> None
                     await asyncio.sleep(0.05)
             report = (await client.get(f"/api/v1/jobs/{ids[2]}")).json()["result"]
             assert report["rows"] == 10 and Path(report["path"]).is_file()
+    finally:
+        assert await asyncio.to_thread(stop, proc) == 0
+
+
+async def test_ctrl_c_lets_a_running_job_finish(tmp_path: Path) -> None:
+    proc, url = await asyncio.to_thread(start_up, tmp_path)
+    try:
+        app = App(settings=Settings(redis_url=url))
+        job_id = await app.enqueue("sleep", {"ms": 1500})
+        await wait_status(app, job_id, JobState.ACTIVE)
+        await app.close()
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl+C does: the whole process group
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    proc, url = await asyncio.to_thread(start_up, tmp_path)
+    try:
+        app = App(settings=Settings(redis_url=url))
+        assert (await app.get_job(job_id)).status == JobState.SUCCEEDED
+        await app.close()
     finally:
         assert await asyncio.to_thread(stop, proc) == 0

@@ -441,8 +441,15 @@ class EmbeddedValkey:
         with (self._data_dir / OUT_FILE).open("ab") as out:
 
             def popen() -> subprocess.Popen[bytes]:
+                # A session of its own: a terminal's Ctrl+C goes to tickr, which stops the server last,
+                # after in-flight jobs are acked; the parent-death signal still ends it if tickr dies.
                 return subprocess.Popen(
-                    args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, preexec_fn=preexec
+                    args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=preexec,
+                    start_new_session=True,
                 )
 
             proc = _spawn(popen)
