@@ -162,9 +162,12 @@ async def test_a_change_wakes_every_sleeping_scheduler(sapp: App, schedules: Sch
         await asyncio.wait_for(asyncio.gather(*(s.started.wait() for s in services)), 5)
         await asyncio.sleep(0.3)  # all asleep in their 30 s wait
         before = [s.passes for s in services]
+        # Bind to the current pass events before the change: a woken scheduler may finish its pass (and
+        # replace its event) before this coroutine runs again.
+        passes = [asyncio.ensure_future(s.pass_done.wait()) for s in services]
         real = Schedules(sapp)
         await real.create("noop", cron="@yearly")  # nothing to fire: only the wake-up shows
-        await asyncio.wait_for(asyncio.gather(*(s.pass_done.wait() for s in services)), 3)
+        await asyncio.wait_for(asyncio.gather(*passes), 3)
         assert all(s.passes > b for s, b in zip(services, before, strict=True))
         every_second = await real.create("noop", cron="* * * * * *", queue="wake")
         await asyncio.sleep(2.2)
