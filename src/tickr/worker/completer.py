@@ -25,8 +25,8 @@ class Completer:
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.stale = 0
-        # Jobs whose ack is handed in but not yet answered: a heartbeat that finds their lease gone
-        # is seeing this ack land, not another worker.
+        # Jobs whose ack is handed in and whose task has not finished yet: a heartbeat that finds
+        # their lease gone is seeing this ack land, not another worker.
         self.acking: set[str] = set()
 
     async def ack(self, queue: str, job_id: str, token: str, result_json: str) -> bool:
@@ -51,10 +51,15 @@ class Completer:
             task.add_done_callback(self._tasks.discard)
 
     async def _flush(self, queue: str, items: list[tuple[str, str, str, asyncio.Future[bool]]]) -> None:
-        try:
-            await self._write(queue, items)
-        finally:
-            self.acking.difference_update(job_id for job_id, *_ in items)
+        await self._write(queue, items)
+
+    def settled(self, job_id: str) -> None:
+        """The job's task has finished: a later heartbeat no longer sees it, so stop guarding it.
+
+        Until then it stays in ``acking``, also after its ack landed: the task resumes a loop turn
+        later, and a heartbeat answered in between must not take the landed ack for a lost lease.
+        """
+        self.acking.discard(job_id)
 
     async def _write(self, queue: str, items: list[tuple[str, str, str, asyncio.Future[bool]]]) -> None:
         payload = [(job_id, token, result) for job_id, token, result, _ in items]

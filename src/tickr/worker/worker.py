@@ -255,6 +255,7 @@ class Worker:
         entry = self.in_flight.get(job_id)
         if entry is not None and entry.task is task:
             del self.in_flight[job_id]
+            self.completer.settled(job_id)
         if not task.cancelled() and task.exception() is not None:
             log.error("job %s: outcome could not be recorded: %s", job_id, task.exception())
         self._slot_free.set()
