@@ -76,3 +76,18 @@ def test_queues_dlq_workers(tickr, queue: str) -> None:  # type: ignore[no-untyp
     assert json.loads(tickr("dlq", "list", "-q", queue, "--json")) == []
     assert isinstance(json.loads(tickr("workers", "--json")), list)
     assert queue in tickr("queues")
+
+
+def test_commands_find_a_running_tickr_up(
+    tickr,
+    queue: str,
+    redis_url: str,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TICKR_REDIS_URL")
+    tickr("queues", code=2)  # nothing to find yet
+    (tmp_path / "redis-url").write_text(redis_url + "\n")  # what `tickr up` writes while it runs
+    job_id = json.loads(tickr("enqueue", "noop", "-q", queue, "--json"))["id"]
+    tickr("worker", "--queues", queue, "--burst")
+    assert json.loads(tickr("jobs", "show", job_id, "--json"))["status"] == "succeeded"

@@ -71,8 +71,12 @@ def worker(
     """Run jobs from the given queues."""
     settings = load_settings(queues=queues, concurrency=concurrency, redis_url=redis_url, shutdown_grace_seconds=grace)
     configure_logging(settings.log_level, settings.log_format)
-    if not settings.redis_url:
+    from tickr.runtime.up import discover_redis_url
+
+    url = discover_redis_url(settings)  # a `tickr up` running in this data directory will do
+    if not url:
         raise fail_usage("no Redis: set TICKR_REDIS_URL or pass --redis-url (or use `tickr up`)")
+    settings = settings.model_copy(update={"redis_url": url})
     if processes > 1:
         from tickr.worker.supervisor import Supervisor, worker_command
 
