@@ -16,7 +16,6 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Redis/Valkey URL; unset in `tickr up` starts an embedded Valkey")
     redis_cluster: bool = Field(False, description="Connect to a Redis Cluster")
     data_dir: Path = Field(Path(".tickr"), description="Where embedded Valkey, SQLite history and reports live")
-    database_url: str | None = Field(None, description="SQL history database URL (default SQLite in data_dir)")
 
     lease_seconds: float = Field(30.0, gt=0, description="Lease length; heartbeats extend it every lease/3")
     concurrency: int = Field(32, ge=1, le=10_000, description="Concurrent jobs per worker process")
