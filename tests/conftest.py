@@ -30,6 +30,7 @@ def _answers(url: str) -> bool:
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The local Redis when it answers, else a private embedded Valkey for the session."""
     if _answers(LOCAL_REDIS):
+        _SESSION_URL.append(LOCAL_REDIS)
         yield LOCAL_REDIS
         return
     from tickr.runtime.embedded import EmbeddedValkey
@@ -56,10 +57,47 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
+_SESSION_QUEUES: set[str] = set()
+_SESSION_URL: list[str] = []  # the Redis the session used, once the redis_url fixture ran
+
+
 @pytest.fixture
 def queue() -> str:
     """A queue name of this test only: tests are isolated by name, never by flushing."""
-    return f"t-{uuid.uuid4().hex[:12]}"
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    _SESSION_QUEUES.add(name)
+    return name
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_test_queues() -> Iterator[None]:
+    """After the session, delete the keys of this session's test queues: the shared Redis keeps no litter.
+
+    Only this session's queues: another test session may be running against the same Redis.
+    """
+    yield
+    if not (_SESSION_QUEUES and _SESSION_URL):
+        return
+    client = redis.Redis.from_url(_SESSION_URL[0], decode_responses=True)
+    try:
+        doomed: list[str] = []
+        for pattern in ("tickr:{t-*", "test:runs:{t-*"):
+            for key in client.scan_iter(match=pattern, count=5_000):
+                if key[key.index("{") + 1 : key.index("}")] not in _SESSION_QUEUES:
+                    continue
+                doomed.append(key)
+                if len(doomed) >= 1_000:
+                    client.unlink(*doomed)
+                    doomed.clear()
+        if doomed:
+            client.unlink(*doomed)
+        names = sorted(_SESSION_QUEUES)
+        for start in range(0, len(names), 1_000):
+            client.srem("tickr:queues", *names[start : start + 1_000])
+    except redis.RedisError:
+        pass  # a server gone at the end of the session has nothing left to clean
+    finally:
+        client.close()
 
 
 @pytest.fixture
