@@ -185,3 +185,34 @@ async def test_poison_job_is_dead_lettered_after_max_retries_reaps(
     assert job.attempt == 3 and job.last_error is not None and job.last_error.type == "LeaseExpired"
     runs = await sample_app.store.redis.hgetall(sample.runs_key(queue))
     assert runs == {job_id: "3"}
+
+
+def _gone(pid: int) -> bool:
+    """Dead or a zombie (an orphan's zombie may linger where PID 1 does not reap)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in {"Z", "X"}
+    except FileNotFoundError:
+        return True
+
+
+async def test_workers_follow_a_supervisor_killed_with_sigkill(sample_app: App, queue: str, workers: Workers) -> None:
+    supervisor = workers.start("--processes", "2", "--concurrency", "1", lease=1.0)
+    registry = sample_app.store.redis
+
+    async def children() -> set[int] | None:
+        found = set()
+        for worker_id in await registry.zrange("tickr:workers", 0, -1):
+            info = await registry.hgetall(f"tickr:worker:{worker_id}")
+            if info.get("queues") == queue:
+                found.add(int(info["pid"]))
+        return found if len(found) == 2 else None
+
+    pids = await wait_for(children, timeout=20)
+    supervisor.kill()
+    supervisor.wait(10)
+
+    async def all_gone() -> bool:
+        return all(_gone(pid) for pid in pids)
+
+    assert await wait_for(all_gone, timeout=20)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import importlib.util
 import logging
 import os
@@ -30,6 +29,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tickr.core.errors import TickrError
+from tickr.procutil import die_with_parent
 
 __all__ = ["EmbeddedValkey", "EmbeddedValkeyError", "valkey_binary"]
 
@@ -47,7 +47,6 @@ CLUSTER_SLOTS = 16384
 # sun_path holds 108 bytes on Linux and 104 on the BSDs/macOS, NUL terminator included.
 _SUN_PATH_MAX = 107 if sys.platform.startswith("linux") else 103
 _PORT_ATTEMPTS = 5
-_PR_SET_PDEATHSIG = 1
 
 
 class EmbeddedValkeyError(TickrError, RuntimeError):
@@ -132,27 +131,6 @@ def _kill_foreign(pid: int, timeout: float) -> None:
                 return
             time.sleep(0.02)
     raise EmbeddedValkeyError(f"left-over valkey-server pid {pid} survived SIGKILL")
-
-
-def _pdeathsig_preexec() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child receive SIGTERM when its parent dies (Linux only)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    parent = os.getpid()
-
-    def preexec() -> None:
-        if prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
 
 
 # PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process. A child forked
@@ -437,7 +415,7 @@ class EmbeddedValkey:
         log_path = self._data_dir / LOG_FILE
         log_offset = log_path.stat().st_size if log_path.exists() else 0
         logger.debug("starting %s", subprocess.list2cmdline(args))
-        preexec = _pdeathsig_preexec()
+        preexec = die_with_parent()
         with (self._data_dir / OUT_FILE).open("ab") as out:
 
             def popen() -> subprocess.Popen[bytes]:

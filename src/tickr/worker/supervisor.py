@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from tickr.procutil import die_with_parent
+
 log = logging.getLogger("tickr.supervisor")
 
 
@@ -33,7 +35,8 @@ class Supervisor:
         self._signals = 0
 
     def _spawn(self, slot: int) -> None:
-        child = subprocess.Popen(self.command)
+        # Told to follow the supervisor: a supervisor killed with SIGKILL leaves no orphan workers behind.
+        child = subprocess.Popen(self.command, preexec_fn=die_with_parent())
         self.children[slot] = child
         log.info("worker process %d started (pid %d)", slot, child.pid)
 
