@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import orjson
 import uuid_utils
 
 from tickr.core.errors import ValidationError
@@ -13,6 +12,7 @@ from tickr.core.job import Execution, Job, JobState, Priority, validate_queue_na
 from tickr.core.retry import Backoff
 
 MAX_IDEMPOTENCY_KEY = 256
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 
 def new_job_id() -> str:
@@ -36,8 +36,10 @@ def unserializable_path(value: Any, path: str = "payload") -> str | None:
             if found:
                 return found
         return None
-    if value is None or isinstance(value, str | bool | int):
+    if value is None or isinstance(value, str | bool):
         return None
+    if isinstance(value, int):  # JSON encoders here take 64-bit integers only
+        return None if _INT_MIN <= value <= _INT_MAX else f"{path} (integer beyond 64 bits)"
     if isinstance(value, float):
         return None if math.isfinite(value) else f"{path} (non-finite float)"
     return f"{path} ({type(value).__name__})"
@@ -47,13 +49,9 @@ def check_payload(payload: Any) -> dict[str, Any]:
     """Return ``payload`` if it is a JSON object; ``TypeError`` naming the first bad field otherwise."""
     if not isinstance(payload, dict):
         raise TypeError(f"payload must be a JSON object (dict), not {type(payload).__name__}")
-    bad = unserializable_path(payload)
+    bad = unserializable_path(payload)  # one walk, no encoding: the store encodes the payload once
     if bad:
         raise TypeError(f"payload is not JSON-serialisable: {bad}")
-    try:
-        orjson.dumps(payload)
-    except TypeError as exc:  # e.g. integers beyond 64 bits
-        raise TypeError(f"payload is not JSON-serialisable: {exc}") from None
     return payload
 
 
