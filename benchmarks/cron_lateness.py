@@ -23,11 +23,11 @@ from collections import Counter
 
 from tickr.app import App
 from tickr.config import Settings
-from tickr.scheduler.schedules import Schedules
+from tickr.scheduler.manager import Schedules
 
 RUNNER = (
     "from tickr.cli.main import cli\n"
-    "from tickr.cli.schedules import register\n"
+    "from tickr.cli.schedule_commands import register\n"
     "if not any(c.name == 'scheduler' for c in cli.registered_commands): register(cli)\n"
     "cli()\n"
 )

@@ -10,6 +10,7 @@ await send.enqueue("a@example.com", subject="hi", delay=30)
 
 from tickr.app import App, Task
 from tickr.config import Settings
+from tickr.context import JobContext, current_job
 from tickr.core.errors import (
     ConfigError,
     InvalidState,
@@ -22,7 +23,6 @@ from tickr.core.errors import (
 )
 from tickr.core.job import Execution, Job, JobError, JobState, Priority
 from tickr.core.retry import Backoff
-from tickr.worker.context import JobContext, current_job
 
 __version__ = "0.1.0"
 

@@ -6,66 +6,22 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tickr.config import Settings
 from tickr.core.cron import parse_schedule
-from tickr.core.errors import ConfigError, ValidationError
+from tickr.core.errors import ConfigError
 from tickr.core.factory import new_job
 from tickr.core.job import Execution, Job, Priority, validate_type_name
 from tickr.core.retry import Backoff
+from tickr.scheduler.manager import Schedules
 from tickr.store.connection import connect
-from tickr.store.inspect import Inspector
+from tickr.store.job_admin import JobAdmin
 from tickr.store.store import RedisStore, StoreConfig
-from tickr.tasks import TaskDef, TaskOptions
+from tickr.tasks import ENQUEUE_OPTIONS, Periodic, TaskDef, TaskOptions, build_job, due_time_ms
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-ENQUEUE_OPTIONS = frozenset(
-    {"queue", "priority", "delay", "run_at", "idempotency_key", "max_retries", "timeout", "backoff", "execution"}
-)
-
-
-def store_config(settings: Settings, prefix: str = "tickr") -> StoreConfig:
-    """The store tunables that follow from ``settings``."""
-    return StoreConfig(
-        prefix=prefix,
-        lease_ms=int(settings.lease_seconds * 1000),
-        weights=settings.weights(),
-        idempotency_ttl_ms=settings.idempotency_ttl_seconds * 1000,
-        retention_ms=settings.done_retention_seconds * 1000,
-        done_max=settings.done_max,
-        events_maxlen=settings.events_maxlen,
-    )
-
-
-def due_time_ms(delay: float | None, run_at: datetime | float | None, now_ms: int) -> int | None:
-    """Absolute due time for ``delay`` seconds or ``run_at`` (aware datetime or epoch seconds)."""
-    if delay is not None and run_at is not None:
-        raise ValidationError("give delay or run_at, not both", {"delay": "cannot be combined with run_at"})
-    if delay is not None:
-        if delay < 0:
-            raise ValidationError("delay must be >= 0", {"delay": "must be >= 0 seconds"})
-        return now_ms + int(delay * 1000) if delay > 0 else None
-    if run_at is None:
-        return None
-    if isinstance(run_at, datetime):
-        if run_at.tzinfo is None:
-            raise ValidationError("run_at must carry a timezone", {"run_at": "must be timezone-aware"})
-        return int(run_at.timestamp() * 1000)
-    return int(float(run_at) * 1000)
-
-
-@dataclass(frozen=True, slots=True)
-class Periodic:
-    """An ``@app.task(cron=...)`` definition; a scheduler creates or updates its schedule when it starts."""
-
-    task: str
-    cron: str
-    timezone: str = "UTC"
 
 
 class Task(Generic[P, R]):
@@ -212,17 +168,18 @@ class App:
             if not self.settings.redis_url:
                 raise ConfigError("no Redis URL: pass App(redis_url=...) or set TICKR_REDIS_URL")
             redis = connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
-            self._store = RedisStore(redis, store_config(self.settings, self.prefix))
+            self._store = RedisStore(redis, StoreConfig.from_settings(self.settings, self.prefix))
         return self._store
 
     @property
-    def inspector(self) -> Inspector:
-        return Inspector(self.store)
+    def inspector(self) -> JobAdmin:
+        """The job admin path of the store (``store.jobs``)."""
+        return self.store.jobs
 
     async def close(self) -> None:
         """Close the Redis connections."""
         if self._store is not None:
-            await self._store.redis.aclose()
+            await self._store.close()
             self._store = None
         if self._sync_bridge is not None:
             self._sync_bridge.close()
@@ -231,25 +188,7 @@ class App:
     # -- enqueue ------------------------------------------------------------------------------
     def build_job(self, type: str, payload: dict[str, Any] | None = None, **options: Any) -> Job:
         """A validated job for ``type``, with the task's defaults where options are not given."""
-        unknown = set(options) - ENQUEUE_OPTIONS
-        if unknown:
-            raise TypeError(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
-        defaults = (
-            self.registry[type].options
-            if type in self.registry
-            else TaskOptions(max_retries=self.settings.default_max_retries)
-        )
-        return new_job(
-            type,
-            payload,
-            queue=options.get("queue") or defaults.queue,
-            priority=options.get("priority") or defaults.priority,
-            max_retries=defaults.max_retries if options.get("max_retries") is None else options["max_retries"],
-            backoff=options.get("backoff") or defaults.backoff,
-            timeout=options.get("timeout") if options.get("timeout") is not None else defaults.timeout,
-            execution=options.get("execution") or defaults.execution,
-            idempotency_key=options.get("idempotency_key"),
-        )
+        return build_job(self.registry, self.settings.default_max_retries, type, payload, **options)
 
     async def enqueue(self, type: str, payload: dict[str, Any] | None = None, **options: Any) -> str:
         """Enqueue a job of ``type`` by name; returns its id (the existing one for a known idempotency key)."""
@@ -297,8 +236,6 @@ class App:
 
         ``options``: queue, priority, max_retries, timeout, execution, backoff. See docs/schedules.md.
         """
-        from tickr.scheduler.schedules import Schedules
-
         created = await Schedules(self).create(
             type,
             payload,
@@ -323,8 +260,10 @@ class App:
         return await self.inspector.cancel(job_id)
 
     async def replay(self, job_id: str) -> str:
-        """Bring a dead (or lost, or cancelled) job back to its queue."""
+        """Bring a dead (or lost, or cancelled) job back to its queue with fresh attempts."""
         return await self.inspector.replay(job_id)
+
+    retry = replay  # the word Celery and BullMQ users look for; ``replay`` is tickr's
 
 
 def _now_ms() -> int:

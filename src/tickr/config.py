@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,13 +32,13 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=0, le=65535)
-    api_token: str | None = None
+    api_token: SecretStr | None = Field(None, description="Bearer token the API requires (never logged)")
     max_payload_bytes: int = Field(1_048_576, ge=1024)
 
-    http_signing_secret: str | None = None
+    http_signing_secret: SecretStr | None = None
     http_allow_private: bool = False
     http_allow_hosts: str = Field("", description="Comma-separated hosts or CIDRs the http job may reach anyway")
-    smtp_url: str | None = None
+    smtp_url: SecretStr | None = Field(None, description="SMTP server of the email job type; may hold a password")
 
     log_format: str = Field("console", pattern="^(console|json)$")
     log_level: str = "INFO"
@@ -62,3 +63,8 @@ def parse_weights(value: str) -> tuple[int, int, int, int]:
         raise ValueError("priority_weights must be four positive integers: critical,high,default,low")
     a, b, c, d = (int(p) for p in parts)
     return a, b, c, d
+
+
+def default(name: str) -> Any:
+    """The default of setting ``name``: other modules take their defaults from here, never copy them."""
+    return Settings.model_fields[name].default

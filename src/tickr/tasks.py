@@ -1,15 +1,24 @@
-"""Task definitions: a handler function plus its defaults, and how payloads map to its arguments."""
+"""Task definitions: a handler plus its defaults, how payloads map to its arguments, and building jobs for it."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tickr.core.errors import Permanent
-from tickr.core.job import Execution, Priority
+from tickr.core.errors import Permanent, ValidationError
+from tickr.core.factory import new_job
+from tickr.core.job import Execution, Job, Priority
 from tickr.core.retry import Backoff
+
+if TYPE_CHECKING:
+    from tickr.store.store import RedisStore
+
+ENQUEUE_OPTIONS = frozenset(
+    {"queue", "priority", "delay", "run_at", "idempotency_key", "max_retries", "timeout", "backoff", "execution"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +94,62 @@ class TaskDef:
         except TypeError as exc:
             raise Permanent(f"payload does not match task {self.name!r}: {exc}") from None
         return tuple(args), kwargs
+
+
+class TaskCatalog(Protocol):
+    """What schedulers and the schedule manager need of an app: its tasks, periodic definitions and store."""
+
+    registry: dict[str, TaskDef]
+    periodic: dict[str, Periodic]
+
+    @property
+    def store(self) -> RedisStore: ...
+
+    def build_job(self, type: str, payload: dict[str, Any] | None = None, **options: Any) -> Job: ...
+
+
+def build_job(
+    registry: dict[str, TaskDef], default_max_retries: int, type: str, payload: dict[str, Any] | None, **options: Any
+) -> Job:
+    """A validated job for ``type``, with the registered task's defaults where ``options`` do not say."""
+    unknown = set(options) - ENQUEUE_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
+    defaults = registry[type].options if type in registry else TaskOptions(max_retries=default_max_retries)
+    return new_job(
+        type,
+        payload,
+        queue=options.get("queue") or defaults.queue,
+        priority=options.get("priority") or defaults.priority,
+        max_retries=defaults.max_retries if options.get("max_retries") is None else options["max_retries"],
+        backoff=options.get("backoff") or defaults.backoff,
+        timeout=options.get("timeout") if options.get("timeout") is not None else defaults.timeout,
+        execution=options.get("execution") or defaults.execution,
+        idempotency_key=options.get("idempotency_key"),
+    )
+
+
+def due_time_ms(delay: float | None, run_at: datetime | float | None, now_ms: int) -> int | None:
+    """Absolute due time for ``delay`` seconds or ``run_at`` (aware datetime or epoch seconds)."""
+    if delay is not None and run_at is not None:
+        raise ValidationError("give delay or run_at, not both", {"delay": "cannot be combined with run_at"})
+    if delay is not None:
+        if delay < 0:
+            raise ValidationError("delay must be >= 0", {"delay": "must be >= 0 seconds"})
+        return now_ms + int(delay * 1000) if delay > 0 else None
+    if run_at is None:
+        return None
+    if isinstance(run_at, datetime):
+        if run_at.tzinfo is None:
+            raise ValidationError("run_at must carry a timezone", {"run_at": "must be timezone-aware"})
+        return int(run_at.timestamp() * 1000)
+    return int(float(run_at) * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Periodic:
+    """An ``@app.task(cron=...)`` definition; a scheduler creates or updates its schedule when it starts."""
+
+    task: str
+    cron: str
+    timezone: str = "UTC"

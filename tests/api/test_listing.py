@@ -1,4 +1,4 @@
-"""``Inspector.list_jobs`` cursor paging across queues and structures, ties in zset scores, sparse filters."""
+"""``JobAdmin.list_jobs`` cursor paging across queues and structures, ties in zset scores, sparse filters."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.conftest import TestClock
 from tickr.core.errors import ValidationError
 from tickr.core.factory import new_job
 from tickr.core.job import Job, JobError
-from tickr.store.inspect import Inspector
+from tickr.store.job_admin import JobAdmin
 from tickr.store.store import RedisStore, StoreConfig
 
 
@@ -20,7 +20,7 @@ def private_store(store: RedisStore, clock: TestClock) -> RedisStore:
     return RedisStore(store.redis, StoreConfig(prefix=f"tl{uuid.uuid4().hex[:8]}"), now=clock)
 
 
-async def walk(inspector: Inspector, limit: int, **filters: str) -> tuple[list[Job], int]:
+async def walk(inspector: JobAdmin, limit: int, **filters: str) -> tuple[list[Job], int]:
     """Every job the listing yields, following cursors; and the number of calls."""
     jobs: list[Job] = []
     cursor = None
@@ -56,7 +56,7 @@ async def test_paging_covers_every_structure_of_every_queue_once(private_store: 
         await s.ack_many(queue, [(finished.job.id, finished.token, "")])
         expected[finished.job.id] = "succeeded"
 
-    inspector = Inspector(s)
+    inspector = JobAdmin(s)
     for limit in (1, 2, 3, 50):
         jobs, _ = await walk(inspector, limit)
         assert len(jobs) == len({job.id for job in jobs}) == len(expected)
@@ -80,7 +80,7 @@ async def test_ties_in_zset_scores_page_without_gaps(private_store: RedisStore) 
         leased = (await s.dequeue("q", 1, "w")).jobs[0]
         await s.fail("q", job.id, leased.token, JobError("E", "x"), delay_ms=0, permanent=True)
         ids.append(job.id)
-    jobs, calls = await walk(Inspector(s), 3, status="dead")
+    jobs, calls = await walk(JobAdmin(s), 3, status="dead")
     assert sorted(job.id for job in jobs) == sorted(ids)
     assert len(jobs) == 7
     assert calls == 3
@@ -94,7 +94,7 @@ async def test_sparse_type_filter_is_bounded_per_call(private_store: RedisStore)
         await s.enqueue(job)
         if job.type == "rare":
             wanted.add(job.id)
-    inspector = Inspector(s)
+    inspector = JobAdmin(s)
     page = await inspector.list_jobs(limit=1, job_type="rare")
     assert len(page.jobs) <= 1
     jobs, _ = await walk(inspector, 1, job_type="rare")
@@ -102,7 +102,7 @@ async def test_sparse_type_filter_is_bounded_per_call(private_store: RedisStore)
 
 
 async def test_bad_cursors_are_validation_errors(private_store: RedisStore) -> None:
-    inspector = Inspector(private_store)
+    inspector = JobAdmin(private_store)
     for cursor in ("garbage", "eyJxIjoxfQ", "eyJxIjoicSIsImsiOiJub3BlIiwicCI6MH0"):
         with pytest.raises(ValidationError) as info:
             await inspector.list_jobs(cursor=cursor)

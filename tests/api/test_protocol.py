@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from tests.api.conftest import MAX_BODY
 from tickr.api import create_app
@@ -54,7 +55,7 @@ async def test_small_chunked_body_is_accepted(client: httpx.AsyncClient, queue: 
 
 @pytest.fixture
 async def token_client(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    api = create_app(api_settings.model_copy(update={"api_token": "s3cret-token"}))
+    api = create_app(api_settings.model_copy(update={"api_token": SecretStr("s3cret-token")}))
     async with api.router.lifespan_context(api):
         transport = httpx.ASGITransport(app=api)
         async with httpx.AsyncClient(transport=transport, base_url="http://tickr.test") as http:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import problem_fields
+from tests.waiting import wait_until
 from tickr.api import create_app
 from tickr.app import App
 from tickr.config import Settings
@@ -408,25 +409,21 @@ async def _history(client: httpx.AsyncClient, job_id: str, **params: Any) -> dic
 
 async def test_history_of_real_runs(client: httpx.AsyncClient, tickr_app: App, queue: str) -> None:
     view = await create(client, type="noop", queue=queue, cron="* * * * * *")
-    stop = asyncio.Event()
-    scheduler = asyncio.create_task(SchedulerService(tickr_app).run(stop))
+    scheduler = SchedulerService(tickr_app)
+    await scheduler.start()
     worker = Worker(tickr_app, WorkerConfig(queues=[queue], reaper=False))
     working = asyncio.create_task(worker.run())
+
+    async def runs_done(at_least: int) -> bool:
+        runs = (await _history(client, view["id"]))["runs"]
+        return len(runs) >= at_least and all(run["outcome"] == "succeeded" for run in runs)
+
     try:
-        await asyncio.sleep(2.5)
-        deadline = time.monotonic() + 10
-        while len((await _history(client, view["id"]))["runs"]) < 2 and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)  # a slow host: give it the time for two runs
+        await wait_until(lambda: runs_done(2), timeout=12, message="two recorded runs")
     finally:
-        stop.set()
-        await asyncio.wait_for(scheduler, 10)
+        await scheduler.stop()
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # let the worker finish the last run
-            runs = (await _history(client, view["id"]))["runs"]
-            if runs and all(run["outcome"] == "succeeded" for run in runs):
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: runs_done(1), timeout=10, message="the last run to finish")
     finally:
         worker.stop()
         await asyncio.wait_for(working, 30)

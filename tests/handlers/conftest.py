@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from tickr.config import Settings
+from tickr.context import JobContext, reset_current_job, set_current_job
 from tickr.handlers import http as http_handler
 from tickr.handlers import ssrf
-from tickr.worker.context import JobContext, reset_current_job, set_current_job
 
 SIGNING_SECRET = "test-signing-secret"
 

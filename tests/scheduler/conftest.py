@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import TestClock
 from tickr.app import App
 from tickr.config import Settings
-from tickr.scheduler.schedules import Schedules
+from tickr.scheduler.manager import Schedules
 from tickr.scheduler.service import SchedulerConfig, SchedulerService
 from tickr.store.store import RedisStore
 

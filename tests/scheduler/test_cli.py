@@ -10,9 +10,9 @@ import typer
 from typer.testing import CliRunner
 
 from tickr.app import App
-from tickr.cli.schedules import register
+from tickr.cli.schedule_commands import register
 from tickr.config import Settings
-from tickr.scheduler.schedules import Schedules
+from tickr.scheduler.manager import Schedules
 
 runner = CliRunner()
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TestClock
+from tests.waiting import wait_until
 from tickr.app import App
 from tickr.config import Settings
-from tickr.scheduler.schedules import Schedules
+from tickr.scheduler.manager import Schedules
 from tickr.scheduler.service import SchedulerService
 from tickr.store.store import RedisStore
 
@@ -43,11 +44,14 @@ async def test_schedules_fire_on_a_cluster(cluster_app: App, clock: TestClock, q
 
 async def test_the_real_clock_and_wake_ups_on_a_cluster(cluster_app: App) -> None:
     service = SchedulerService(cluster_app)
-    stop = asyncio.Event()
-    task = asyncio.create_task(service.run(stop))
-    await asyncio.wait_for(service.started.wait(), 5)
-    created = await Schedules(cluster_app).create("noop", cron="* * * * * *", queue="c1")
-    await asyncio.sleep(1.5)
-    stop.set()
-    await asyncio.wait_for(task, 10)
-    assert (await Schedules(cluster_app).require(created.id)).fired >= 1
+    await service.start()
+    try:
+        await asyncio.wait_for(service.started.wait(), 5)
+        created = await Schedules(cluster_app).create("noop", cron="* * * * * *", queue="c1")
+
+        async def fired() -> bool:
+            return (await Schedules(cluster_app).require(created.id)).fired >= 1
+
+        await wait_until(fired, timeout=5, message="a fire on the cluster")
+    finally:
+        await service.stop()

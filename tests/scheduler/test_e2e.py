@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tickr.app import App
-from tickr.scheduler.schedules import Schedules
+from tickr.scheduler.manager import Schedules
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEDULES = 10

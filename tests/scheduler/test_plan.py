@@ -6,8 +6,8 @@ import itertools
 import time
 
 from tickr.core.cron import next_fire_ms, parse_schedule
+from tickr.core.schedule import Misfire
 from tickr.scheduler.cron import latest_fires, plan_fires
-from tickr.store.schedules import Misfire
 
 T = 1_800_000_000_000  # a whole second (and hour) in UTC
 EVERY_SECOND = parse_schedule("* * * * * *")

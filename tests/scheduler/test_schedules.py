@@ -9,8 +9,8 @@ import pytest
 from tests.conftest import TestClock
 from tickr.app import App
 from tickr.core.errors import JobNotFound, ValidationError
-from tickr.scheduler.schedules import Schedules, periodic_schedule_id
-from tickr.store.schedules import FireRequest
+from tickr.core.schedule import FireRequest
+from tickr.scheduler.manager import Schedules, periodic_schedule_id
 
 T0 = 1_800_000_000_000  # the TestClock's start: 2027-01-15 08:00:00 UTC
 

@@ -8,9 +8,10 @@ import pytest
 
 from tests.conftest import TestClock
 from tests.scheduler.conftest import ServiceFactory
+from tests.waiting import wait_until
 from tickr.app import App
 from tickr.core.errors import Permanent
-from tickr.scheduler.schedules import Schedules
+from tickr.scheduler.manager import Schedules
 from tickr.scheduler.service import SchedulerConfig, SchedulerService
 from tickr.store.store import RedisStore
 from tickr.worker.worker import Worker, WorkerConfig
@@ -153,28 +154,29 @@ async def test_history_newest_first_with_outcomes(
     assert (await schedules.history(bad.id)).items[0].outcome == "expired"
 
 
+async def _fired(schedules: Schedules, schedule_id: str, at_least: int) -> bool:
+    return (await schedules.require(schedule_id)).fired >= at_least
+
+
 async def test_a_change_wakes_every_sleeping_scheduler(sapp: App, schedules: Schedules) -> None:
     config = SchedulerConfig(max_sleep_seconds=30)
     services = [SchedulerService(sapp, config) for _ in range(3)]
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(s.run(stop)) for s in services]
     try:
-        await asyncio.wait_for(asyncio.gather(*(s.started.wait() for s in services)), 5)
-        await asyncio.sleep(0.3)  # all asleep in their 30 s wait
-        before = [s.passes for s in services]
-        # Bind to the current pass events before the change: a woken scheduler may finish its pass (and
-        # replace its event) before this coroutine runs again.
-        passes = [asyncio.ensure_future(s.pass_done.wait()) for s in services]
+        for s in services:
+            await s.start()
+        async with asyncio.timeout(5):  # each has done its first pass and is now in its 30 s wait
+            await asyncio.gather(*(s.passes.wait_beyond(0) for s in services))
+            await asyncio.gather(*(s.listener.started.wait() for s in services))
+        before = [s.passes.count for s in services]
         real = Schedules(sapp)
         await real.create("noop", cron="@yearly")  # nothing to fire: only the wake-up shows
-        await asyncio.wait_for(asyncio.gather(*passes), 3)
-        assert all(s.passes > b for s, b in zip(services, before, strict=True))
+        async with asyncio.timeout(3):
+            await asyncio.gather(*(s.passes.wait_beyond(b) for s, b in zip(services, before, strict=True)))
         every_second = await real.create("noop", cron="* * * * * *", queue="wake")
-        await asyncio.sleep(2.2)
-        assert (await real.require(every_second.id)).fired >= 2  # fired within 30 s sleeps: woken, then timed
+        # Fired twice within the schedulers' 30 s sleeps: woken by the change, then timed to the second.
+        await wait_until(lambda: _fired(real, every_second.id, 2), timeout=5, message="two fires")
     finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        await asyncio.gather(*(s.stop() for s in services))
 
 
 async def test_a_broken_schedule_is_parked_not_spun_on(

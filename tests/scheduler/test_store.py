@@ -10,9 +10,10 @@ import pytest
 
 from tests.conftest import TestClock
 from tests.scheduler.conftest import ServiceFactory
-from tickr.scheduler.schedules import Schedules
+from tickr.core.schedule import FiredRun, FireRequest
+from tickr.scheduler.manager import Schedules
 from tickr.store.keys import ScheduleKeys
-from tickr.store.schedules import FiredRun, FireRequest, ScheduleStore
+from tickr.store.schedule_store import ScheduleStore
 from tickr.store.scripts import SCRIPT_NAMES, Scripts, lua_source
 from tickr.store.store import RedisStore
 

@@ -11,7 +11,7 @@ from tests.conftest import TestClock
 from tickr.core.factory import new_job
 from tickr.core.job import JobError
 from tickr.store.connection import connect
-from tickr.store.inspect import Inspector
+from tickr.store.job_admin import JobAdmin
 from tickr.store.store import RedisStore, StoreConfig
 
 
@@ -37,7 +37,7 @@ async def test_all_scripts_run_on_a_cluster(cluster_store: RedisStore, queue: st
     assert await s.release(queue, [leases[2]]) == (1, 0, 0)
     clock.advance(1)
     assert (await s.promote(queue))[0] == 1
-    inspector = Inspector(s)
+    inspector = JobAdmin(s)
     assert await inspector.replay(leases[1][0]) == "queued"
     assert await inspector.update(ids[3], priority="high") == "queued"
     assert await inspector.cancel(later) == "cancelled"

@@ -11,7 +11,7 @@ from tests.conftest import TestClock
 from tickr.core.factory import new_job
 from tickr.core.job import JobError
 from tickr.store import codec
-from tickr.store.inspect import Inspector
+from tickr.store.job_admin import JobAdmin
 from tickr.store.store import RedisStore
 
 
@@ -136,7 +136,7 @@ async def test_fail_retries_with_delay_then_dead(clocked_store: RedisStore, queu
     assert outcome.kind == "dead"
     k = clocked_store.keys(queue)
     assert await clocked_store.redis.zscore(k.dead, job_id) == clock.now
-    job = await Inspector(clocked_store).get_job(job_id)
+    job = await JobAdmin(clocked_store).get_job(job_id)
     assert job.status == "dead" and job.priority == "high" and job.last_error and job.last_error.message == "again"
 
 
@@ -193,7 +193,7 @@ async def test_poison_job_is_dead_lettered_after_max_retries_reaps(
         assert [j.job.id for j in (await clocked_store.dequeue(queue, 1, "w")).jobs] == [job_id]
         clock.advance(11)
         await clocked_store.reap(queue)
-    job = await Inspector(clocked_store).get_job(job_id)
+    job = await JobAdmin(clocked_store).get_job(job_id)
     assert job.status == "dead" and job.last_error and job.last_error.type == "LeaseExpired"
     assert (await clocked_store.dequeue(queue, 1, "w")).jobs == []
 
@@ -210,7 +210,7 @@ async def test_release_hands_back_without_using_an_attempt(clocked_store: RedisS
 
 
 async def test_cancel_replay_update(clocked_store: RedisStore, queue: str, clock: TestClock) -> None:
-    inspector = Inspector(clocked_store)
+    inspector = JobAdmin(clocked_store)
     queued = await put(clocked_store, queue)
     later = await put(clocked_store, queue, due_ms=clock.now + 60_000)
     assert await inspector.cancel(queued) == "cancelled"
@@ -251,6 +251,6 @@ async def test_marker_wakes_a_blocked_waiter(store: RedisStore, queue: str) -> N
 async def test_payload_update_keeps_a_queued_job_in_line(clocked_store: RedisStore, queue: str) -> None:
     first = await put(clocked_store, queue)
     second = await put(clocked_store, queue)
-    assert await Inspector(clocked_store).update(first, payload={"new": True}) == "queued"
+    assert await JobAdmin(clocked_store).update(first, payload={"new": True}) == "queued"
     assert await clocked_store.redis.lrange(clocked_store.keys(queue).ready("default"), 0, -1) == [first, second]
-    assert (await Inspector(clocked_store).get_job(first)).payload == {"new": True}
+    assert (await JobAdmin(clocked_store).get_job(first)).payload == {"new": True}

@@ -49,7 +49,7 @@ def create_app(settings: Settings, app: App | None = None) -> FastAPI:
     # Added last = outermost: authentication runs before the body is read.
     api.add_middleware(BodyLimit, max_bytes=settings.max_payload_bytes)
     if settings.api_token:
-        api.add_middleware(BearerAuth, token=settings.api_token)
+        api.add_middleware(BearerAuth, token=settings.api_token.get_secret_value())
         _document_bearer_auth(api)
     return api
 

@@ -9,9 +9,10 @@ from fastapi import Depends, Request
 
 from tickr.app import App
 from tickr.config import Settings
-from tickr.scheduler.schedules import Schedules
-from tickr.store.inspect import Inspector
-from tickr.store.queues import QueueInspector
+from tickr.scheduler.manager import Schedules
+from tickr.store.job_admin import JobAdmin
+from tickr.store.queue_admin import QueueAdmin
+from tickr.store.workers import WorkerRegistry
 
 
 class ApiState:
@@ -54,12 +55,16 @@ def get_tickr(state: Annotated[ApiState, Depends(get_state)]) -> App:
     return state.app
 
 
-def get_inspector(tickr: Annotated[App, Depends(get_tickr)]) -> Inspector:
-    return Inspector(tickr.store)
+def get_inspector(tickr: Annotated[App, Depends(get_tickr)]) -> JobAdmin:
+    return tickr.store.jobs
 
 
-def get_queues(tickr: Annotated[App, Depends(get_tickr)]) -> QueueInspector:
-    return QueueInspector(tickr.store)
+def get_queues(tickr: Annotated[App, Depends(get_tickr)]) -> QueueAdmin:
+    return tickr.store.queues
+
+
+def get_workers(tickr: Annotated[App, Depends(get_tickr)]) -> WorkerRegistry:
+    return tickr.store.workers
 
 
 def get_schedules(tickr: Annotated[App, Depends(get_tickr)]) -> Schedules:
@@ -68,6 +73,7 @@ def get_schedules(tickr: Annotated[App, Depends(get_tickr)]) -> Schedules:
 
 StateDep = Annotated[ApiState, Depends(get_state)]
 TickrDep = Annotated[App, Depends(get_tickr)]
-InspectorDep = Annotated[Inspector, Depends(get_inspector)]
-QueuesDep = Annotated[QueueInspector, Depends(get_queues)]
+InspectorDep = Annotated[JobAdmin, Depends(get_inspector)]
+QueuesDep = Annotated[QueueAdmin, Depends(get_queues)]
 SchedulesDep = Annotated[Schedules, Depends(get_schedules)]
+WorkersDep = Annotated[WorkerRegistry, Depends(get_workers)]

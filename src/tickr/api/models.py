@@ -29,8 +29,8 @@ from tickr.core.cron import next_fire_ms, parse_schedule
 from tickr.core.errors import ValidationError
 from tickr.core.factory import MAX_IDEMPOTENCY_KEY
 from tickr.core.job import QUEUE_NAME_RE, TYPE_NAME_RE, Execution, Priority
-from tickr.scheduler.schedules import MAX_CATCH_UP
-from tickr.store.schedules import Misfire
+from tickr.core.schedule import Misfire
+from tickr.scheduler.manager import MAX_CATCH_UP
 
 MAX_DELAY_SECONDS = 10 * 365 * 86_400
 MAX_BATCH = 1_000

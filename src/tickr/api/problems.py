@@ -3,7 +3,7 @@
 RequestValidationError, tickr ValidationError   422  with ``errors: [{field, message}]``
 JobNotFound                                      404
 InvalidState                                     409
-StoreUnavailable, Redis connection/timeout       503
+StoreError (incl. StoreUnavailable)              503
 ConfigError (e.g. no Redis URL)                  503
 Problem (raised by routes), HTTPException        their status
 anything else                                    500 (logged)
@@ -17,25 +17,17 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tickr.core.errors import ConfigError, InvalidState, JobNotFound, StoreUnavailable, ValidationError
+from tickr.core.errors import ConfigError, InvalidState, JobNotFound, StoreError, ValidationError
 
 log = logging.getLogger("tickr.api")
 
 PROBLEM_JSON = "application/problem+json"
 LOCATIONS = ("body", "query", "path", "header", "cookie")
-UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
-    StoreUnavailable,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.TryAgainError,
-)
 
 
 def problem_type(slug: str) -> str:
@@ -185,8 +177,7 @@ def install(api: FastAPI) -> None:
     api.add_exception_handler(ValidationError, _tickr_validation)
     api.add_exception_handler(JobNotFound, _not_found)
     api.add_exception_handler(InvalidState, _invalid_state)
-    for error in UNAVAILABLE_ERRORS:
-        api.add_exception_handler(error, _unavailable)
+    api.add_exception_handler(StoreError, _unavailable)
     api.add_exception_handler(ConfigError, _config)
     api.add_exception_handler(Problem, _problem)
     api.add_exception_handler(StarletteHTTPException, _http)

@@ -1,6 +1,6 @@
 """Recurring jobs over HTTP: a schedule from a POST /jobs body, a PATCH applied to one, a one-off job's run.
 
-The schedules themselves are ``tickr.scheduler.schedules.Schedules``'s business; this module turns request
+The schedules themselves are ``tickr.scheduler.manager.Schedules``'s business; this module turns request
 bodies into its calls and names each invalid field the way the client spelled it.
 """
 
@@ -13,8 +13,8 @@ from tickr.api.submission import HTTP_FIELDS, check_http_payload, http_job, inva
 from tickr.api.views import RunOut
 from tickr.core.errors import ValidationError
 from tickr.core.job import Job
-from tickr.scheduler.schedules import Schedules
-from tickr.store.schedules import Schedule
+from tickr.core.schedule import Schedule
+from tickr.scheduler.manager import Schedules
 
 TEMPLATE_OPTIONS = ("queue", "priority", "max_retries", "timeout", "execution")
 SCHEDULE_OPTIONS = (*RECURRING_ONLY, "name", "description")

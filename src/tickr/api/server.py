@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import math
 import socket
 from collections.abc import Iterator
@@ -19,8 +20,10 @@ from tickr.api.app import create_app
 from tickr.app import App
 from tickr.config import Settings
 from tickr.core.errors import ConfigError
+from tickr.lifecycle import Service
 
 MAX_GRACE_SECONDS = 10.0
+log = logging.getLogger("tickr.api")
 
 
 def is_loopback(host: str) -> bool:
@@ -33,7 +36,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, token: str | None, insecure: bool = False) -> None:
+def check_bind(host: str, token: object | None, insecure: bool = False) -> None:
     """Refuse to serve beyond the loopback without a bearer token, unless ``insecure``."""
     if is_loopback(host) or token or insecure:
         return
@@ -77,14 +80,14 @@ async def _run(server: uvicorn.Server, sock: socket.socket) -> None:
         raise ConfigError(f"the API server failed to start (exit code {exc.code})") from None
 
 
-async def serve(settings: Settings, app: App | None, stop: asyncio.Event) -> None:
+async def serve(settings: Settings, app: App | None, stop: asyncio.Event, sock: socket.socket | None = None) -> None:
     """Serve the API on ``settings.api_host:api_port`` until ``stop`` is set, then shut down gracefully.
 
     ``app`` is used (and left open) when given; otherwise the API makes and closes its own.
     Raises ``ConfigError`` when the address cannot be bound or the server does not start.
     Call ``check_bind`` first to refuse non-loopback addresses without a token.
     """
-    sock = bind_socket(settings.api_host, settings.api_port)
+    sock = sock or bind_socket(settings.api_host, settings.api_port)
     config = uvicorn.Config(
         create_app(settings, app),
         host=settings.api_host,
@@ -110,3 +113,32 @@ async def serve(settings: Settings, app: App | None, stop: asyncio.Event) -> Non
         sock.close()
     if not server.started:
         raise ConfigError("the API server did not start")
+
+
+class ApiService(Service):
+    """The HTTP API as a service of ``tickr up``: ``stop()`` shuts uvicorn down gracefully."""
+
+    name = "api"
+    log = log
+    graceful_stop = True
+    stop_timeout = MAX_GRACE_SECONDS + 10
+
+    def __init__(self, settings: Settings, app: App | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.app = app
+        self._stop = asyncio.Event()
+        self._sock: socket.socket | None = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def start(self) -> None:
+        """Bind the address now (``ConfigError`` to the caller when it cannot be), then serve in a task."""
+        if self._sock is None:
+            self._sock = bind_socket(self.settings.api_host, self.settings.api_port)
+        await super().start()
+
+    async def run(self) -> None:
+        self.mark_started()
+        await serve(self.settings, self.app, self._stop, self._sock)

@@ -10,11 +10,11 @@ import pydantic
 
 from tickr.api.models import RECURRING_ONLY, JobIn
 from tickr.api.problems import Problem
-from tickr.app import App, due_time_ms
+from tickr.app import App
 from tickr.core.errors import ValidationError
 from tickr.core.job import Job
 from tickr.handlers.http import HttpPayload
-from tickr.store.inspect import Inspector
+from tickr.tasks import due_time_ms
 
 JOB_OPTIONS = ("queue", "priority", "max_retries", "timeout", "execution", "idempotency_key")
 
@@ -107,7 +107,7 @@ async def enqueue_one(tickr: App, spec: JobIn) -> tuple[Job, bool]:
     """Enqueue ``spec``; returns the stored job and whether it was created (False: idempotency key known)."""
     job, due = build(tickr, spec, now_ms())
     result = await tickr.store.enqueue(job, due)
-    stored = (await Inspector(tickr.store).get_jobs([(job.queue, result.id)]))[0]
+    stored = (await tickr.store.jobs.get_jobs([(job.queue, result.id)]))[0]
     if stored is None:
         if result.created:
             return job, True  # finished and expired already: report what was enqueued
@@ -124,6 +124,6 @@ async def enqueue_batch(tickr: App, specs: Sequence[JobIn]) -> tuple[list[Job], 
     built = build_many(tickr, specs)
     results = await tickr.store.enqueue_many(built)
     refs = [(job.queue, result.id) for (job, _), result in zip(built, results, strict=True)]
-    stored = await Inspector(tickr.store).get_jobs(refs)
+    stored = await tickr.store.jobs.get_jobs(refs)
     jobs = [found or job for found, (job, _) in zip(stored, built, strict=True)]
     return jobs, sum(1 for result in results if result.created)

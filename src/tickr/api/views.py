@@ -11,8 +11,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from tickr.core.job import Execution, Job, JobState, Priority
-from tickr.store.queues import QueueStats, WorkerInfo
-from tickr.store.schedules import Misfire, Schedule
+from tickr.core.schedule import Misfire, Schedule
+from tickr.store.queue_admin import QueueStats
+from tickr.store.workers import WorkerInfo
 
 
 def rfc3339(ms: int | None) -> str | None:

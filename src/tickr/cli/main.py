@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
 from typing import Annotated
 
 import typer
 
-from tickr.config import Settings
-from tickr.core.errors import ConfigError, TickrError
+from tickr.cli import bench, ops, schedule_commands
+from tickr.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    fail_usage,
+    load_settings,
+    require_redis,
+    run_async,
+    try_uvloop,
+)
+from tickr.core.errors import ConfigError
 from tickr.runtime.logging import configure_logging
+
+__all__ = ["EXIT_FAILED", "EXIT_USAGE", "cli", "main"]
 
 cli = typer.Typer(
     name="tickr",
@@ -20,32 +29,6 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-def fail_usage(message: str) -> typer.Exit:
-    """Print a one-line usage error and return the exit to raise (code 2)."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_USAGE)
-
-
-def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment, with command-line values that were given on top."""
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
-    except Exception as exc:  # pydantic ValidationError: bad TICKR_* value
-        raise fail_usage(f"bad configuration: {exc}") from None
-
-
-def try_uvloop() -> None:
-    """Use uvloop when it is installed (a faster event loop)."""
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 @cli.command()
@@ -71,56 +54,25 @@ def worker(
     """Run jobs from the given queues."""
     settings = load_settings(queues=queues, concurrency=concurrency, redis_url=redis_url, shutdown_grace_seconds=grace)
     configure_logging(settings.log_level, settings.log_format)
-    from tickr.runtime.up import discover_redis_url
-
-    url = discover_redis_url(settings)  # a `tickr up` running in this data directory will do
-    if not url:
-        raise fail_usage("no Redis: set TICKR_REDIS_URL or pass --redis-url (or use `tickr up`)")
-    settings = settings.model_copy(update={"redis_url": url})
+    settings = require_redis(settings)  # a `tickr up` running in this data directory will do
     if processes > 1:
         from tickr.worker.supervisor import Supervisor, worker_command
 
-        argv = [a for a in sys.argv[1:]]
-        child = _strip_option(argv, ("--processes", "-p"))
+        child = _strip_option(sys.argv[1:], ("--processes", "-p"))
         raise typer.Exit(Supervisor(worker_command(child), processes).run())
 
     from tickr.runtime.loader import load_app
-    from tickr.worker.worker import Worker, WorkerConfig
+    from tickr.runtime.services import ProcessPlan, run_worker_process
+    from tickr.worker.worker import WorkerConfig
 
     try:
         tickr_app = load_app(app, settings)
     except ConfigError as exc:
         raise fail_usage(str(exc)) from None
-    config = WorkerConfig(
-        queues=settings.queue_list(),
-        concurrency=settings.concurrency,
-        burst=burst,
-        grace_seconds=settings.shutdown_grace_seconds,
-        wake_cap_seconds=settings.wake_cap_seconds,
-        reaper=not no_reaper,
-    )
-
-    async def main() -> None:
-        from tickr.scheduler.service import SchedulerService
-
-        stop_scheduler = asyncio.Event()
-        scheduler = None
-        if not (burst or no_scheduler):  # schedulers need no leader: every worker may run one
-            scheduler = asyncio.create_task(SchedulerService(tickr_app).run(stop_scheduler))
-        try:
-            await Worker(tickr_app, config).run(install_signals=True)
-        finally:
-            stop_scheduler.set()
-            if scheduler is not None:
-                await asyncio.gather(scheduler, return_exceptions=True)
-            await tickr_app.close()
-
+    config = WorkerConfig.from_settings(settings, burst=burst, reaper=not no_reaper)
+    plan = ProcessPlan(scheduler=not no_scheduler)
     try_uvloop()
-    try:
-        asyncio.run(main())
-    except TickrError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_FAILED) from None
+    run_async(lambda: run_worker_process(tickr_app, config, plan))
 
 
 def _strip_option(argv: list[str], names: tuple[str, ...]) -> list[str]:
@@ -151,26 +103,17 @@ def up(
     """Run everything in one process: embedded Valkey (unless TICKR_REDIS_URL), API, workers, reaper."""
     settings = load_settings(concurrency=concurrency, data_dir=data_dir, api_host=host, api_port=port)
     configure_logging(settings.log_level, settings.log_format)
-    from tickr.api.server import check_bind, serve
+    from tickr.api.server import check_bind
     from tickr.runtime.up import run_up
-    from tickr.scheduler.service import scheduler_service
 
     try:
         check_bind(settings.api_host, settings.api_token, insecure)
     except ConfigError as exc:
         raise fail_usage(str(exc)) from None
-
-    async def api_service(running: Settings, stop: asyncio.Event) -> None:
-        if running.api_port:
-            typer.echo(f"tickr API and docs at http://{running.api_host}:{running.api_port}/docs", err=True)
-        await serve(running, None, stop)
-
+    if settings.api_port:
+        typer.echo(f"tickr API and docs at http://{settings.api_host}:{settings.api_port}/docs", err=True)
     try_uvloop()
-    try:
-        asyncio.run(run_up(settings, app, settings.concurrency, extra_services=[api_service, scheduler_service(app)]))
-    except TickrError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_FAILED) from None
+    run_async(lambda: run_up(settings, app, serve_api=bool(settings.api_port)))
 
 
 @cli.command()
@@ -181,45 +124,23 @@ def api(
     insecure: Annotated[bool, typer.Option("--insecure", help="serve beyond loopback without a token")] = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
-    settings = load_settings(api_host=host, api_port=port, redis_url=redis_url)
+    settings = require_redis(load_settings(api_host=host, api_port=port, redis_url=redis_url))
     configure_logging(settings.log_level, settings.log_format)
-    from tickr.api.server import check_bind, serve
-    from tickr.runtime.up import discover_redis_url
+    from tickr.api.server import check_bind
+    from tickr.runtime.services import run_api
 
-    url = discover_redis_url(settings)
-    if not url:
-        raise fail_usage("no Redis: set TICKR_REDIS_URL or pass --redis-url (or use `tickr up`)")
-    settings = settings.model_copy(update={"redis_url": url})
     try:
         check_bind(settings.api_host, settings.api_token, insecure)
     except ConfigError as exc:
         raise fail_usage(str(exc)) from None
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        typer.echo(f"tickr API at http://{settings.api_host}:{settings.api_port}/docs", err=True)
-        await serve(settings, None, stop)
-
+    typer.echo(f"tickr API at http://{settings.api_host}:{settings.api_port}/docs", err=True)
     try_uvloop()
-    try:
-        asyncio.run(main())
-    except TickrError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_FAILED) from None
+    run_async(lambda: run_api(settings))
 
 
-def _register_commands() -> None:
-    from tickr.cli import bench, ops, schedules
-
-    ops.register(cli)
-    schedules.register(cli)
-    bench.register(cli)
-
-
-_register_commands()
+ops.register(cli)
+schedule_commands.register(cli)
+bench.register(cli)
 
 
 def main() -> None:

@@ -5,7 +5,6 @@ Exit codes: 0 success, 1 a failed operation (unknown job, wrong state, Redis dow
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -14,57 +13,21 @@ from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
-from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
 from tickr.app import App
-from tickr.config import Settings
-from tickr.core.errors import InvalidState, JobNotFound, TickrError, ValidationError
+from tickr.cli.common import EXIT_FAILED, EXIT_USAGE, JsonOpt, RedisOpt, fail, load_settings, run_with_app
 from tickr.core.job import Job
-from tickr.runtime.up import discover_redis_url
-from tickr.store.queues import QueueInspector
 
 T = TypeVar("T")
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-RedisOpt = Annotated[str | None, typer.Option("--redis-url", envvar="TICKR_REDIS_URL", help="Redis URL")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
 jobs_cli = typer.Typer(help="Inspect and manage jobs.", no_args_is_help=True)
 dlq_cli = typer.Typer(help="The dead-letter queue.", no_args_is_help=True)
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 def _run(redis_url: str | None, action: Callable[[App], Awaitable[T]]) -> T:
-    """Run ``action`` with a connected App; map tickr's errors to exit codes in one place."""
-    settings = Settings(redis_url=redis_url) if redis_url else Settings()
-    url = discover_redis_url(settings)
-    if not url:
-        raise _fail("no Redis: set TICKR_REDIS_URL, pass --redis-url, or start `tickr up` here", EXIT_USAGE)
-    app = App(settings=settings.model_copy(update={"redis_url": url}))
-
-    async def main() -> T:
-        try:
-            return await action(app)
-        finally:
-            await app.close()
-
-    try:
-        return asyncio.run(main())
-    except (ValidationError, TypeError) as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
-    except (JobNotFound, InvalidState) as exc:
-        raise _fail(str(exc), EXIT_FAILED) from None
-    except (RedisError, OSError) as exc:
-        raise _fail(f"Redis unavailable: {exc}", EXIT_FAILED) from None
-    except TickrError as exc:
-        raise _fail(str(exc), EXIT_FAILED) from None
+    return run_with_app(load_settings(redis_url=redis_url), action)
 
 
 def _print_json(value: Any) -> None:
@@ -103,7 +66,7 @@ def enqueue(
     try:
         body = json.loads(payload)
     except json.JSONDecodeError as exc:
-        raise _fail(f"--payload is not JSON: {exc}", EXIT_USAGE) from None
+        raise fail(f"--payload is not JSON: {exc}", EXIT_USAGE) from None
     options: dict[str, Any] = {
         "queue": queue,
         "priority": priority,
@@ -183,7 +146,7 @@ def queues(redis_url: RedisOpt = None, as_json: JsonOpt = False) -> None:
     """Queues with their counts by state."""
 
     async def action(app: App) -> list[Any]:
-        inspector = QueueInspector(app.store)
+        inspector = app.store.queues
         return await inspector.stats(await inspector.names())
 
     stats = _run(redis_url, action)
@@ -245,7 +208,7 @@ def dlq_replay(
     redis_url: RedisOpt = None,
 ) -> None:
     """Bring dead jobs back to their queue with fresh attempts."""
-    count = _run(redis_url, lambda app: QueueInspector(app.store).dead_retry(queue, job_type=job_type, ids=ids))
+    count = _run(redis_url, lambda app: app.store.queues.dead_replay(queue, job_type=job_type, ids=ids))
     typer.echo(f"replayed {count} jobs")
 
 
@@ -259,13 +222,13 @@ def dlq_purge(
     """Delete dead jobs for good."""
     if not yes and not typer.confirm(f"delete the dead jobs of {queue}?"):
         raise typer.Exit(EXIT_FAILED)
-    count = _run(redis_url, lambda app: QueueInspector(app.store).dead_purge(queue, job_type=job_type))
+    count = _run(redis_url, lambda app: app.store.queues.dead_purge(queue, job_type=job_type))
     typer.echo(f"purged {count} jobs")
 
 
 def workers(redis_url: RedisOpt = None, as_json: JsonOpt = False) -> None:
     """Live workers, from their heartbeats."""
-    found = _run(redis_url, lambda app: QueueInspector(app.store).workers())
+    found = _run(redis_url, lambda app: app.store.workers.live())
     if as_json:
         _print_json(
             [

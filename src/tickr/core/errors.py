@@ -5,7 +5,8 @@
     ├── ValidationError         a job or schedule definition that cannot be accepted
     ├── JobNotFound             no job with that id
     ├── InvalidState            the job's state does not allow the operation
-    └── StoreUnavailable        Redis/Valkey cannot be reached
+    └── StoreError              Redis/Valkey answered with an error (raised only by ``tickr.store``)
+        └── StoreUnavailable    Redis/Valkey cannot be reached (connection, timeout, failover in progress)
 
 Handler outcomes (raised inside a task, never leave the worker):
 
@@ -53,8 +54,12 @@ class InvalidState(TickrError):
         self.operation = operation
 
 
-class StoreUnavailable(TickrError):
-    """Redis/Valkey cannot be reached."""
+class StoreError(TickrError):
+    """Redis/Valkey answered with an error reply; the store translates redis-py's errors into this."""
+
+
+class StoreUnavailable(StoreError):
+    """Redis/Valkey cannot be reached (connection refused or lost, timeout, cluster or primary failing over)."""
 
 
 class Retry(Exception):

@@ -20,9 +20,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tickr.context import current_job
 from tickr.core.errors import ConfigError, Permanent, Retry
 from tickr.handlers._payload import parse_payload
-from tickr.worker.context import current_job
 
 email_logger = logging.getLogger("tickr.handlers.email")
 
@@ -200,7 +200,7 @@ async def email(payload: dict[str, Any]) -> dict[str, Any]:
             extra={"job_id": ctx.job_id},
         )
         return {"to": job.to, "sent": False}
-    target = parse_smtp_url(ctx.settings.smtp_url)
+    target = parse_smtp_url(ctx.settings.smtp_url.get_secret_value())
     message = EmailMessage()
     message["From"] = target.sender
     message["To"] = job.to

@@ -35,10 +35,10 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
+from tickr.context import current_job
 from tickr.core.errors import Permanent, Retry
 from tickr.handlers import ssrf
 from tickr.handlers._payload import parse_payload
-from tickr.worker.context import current_job
 
 ALLOWED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 MAX_TIMEOUT_SECONDS = 3600.0
@@ -254,7 +254,7 @@ async def handler(payload: dict[str, Any]) -> Any:
         headers["Content-Type"] = content_type
     headers["X-Tickr-Job-Id"] = ctx.job_id
     headers["X-Tickr-Attempt"] = str(ctx.attempt)
-    secret = ctx.settings.http_signing_secret
+    secret = ctx.settings.http_signing_secret.get_secret_value() if ctx.settings.http_signing_secret else None
     if secret:
         timestamp = int(time.time())
         headers["X-Tickr-Timestamp"] = str(timestamp)

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 from tickr.config import Settings
 from tickr.runtime.embedded import EmbeddedValkey
 from tickr.runtime.loader import load_app
-from tickr.worker.worker import Worker, WorkerConfig
+from tickr.runtime.services import ProcessPlan, ProcessServices
+from tickr.runtime.signals import on_stop_signals
+from tickr.worker.worker import WorkerConfig
 
 log = logging.getLogger("tickr.up")
-
-ExtraService = Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def start_embedded(settings: Settings) -> tuple[Settings, EmbeddedValkey | None]:
@@ -47,44 +44,35 @@ def discover_redis_url(settings: Settings) -> str | None:
     return path.read_text().strip() or None if path.exists() else None
 
 
-async def run_up(
-    settings: Settings, app_spec: str | None, concurrency: int, extra_services: list[ExtraService] | None = None
-) -> None:
-    """Run the embedded server, the worker pool and any extra services until SIGINT/SIGTERM."""
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # a signal during start-up still stops cleanly
-        loop.add_signal_handler(sig, stopping.set)
-    settings, server = await asyncio.to_thread(start_embedded, settings)
-    app = load_app(app_spec, settings)
-    worker = Worker(
-        app,
-        WorkerConfig(
-            queues=settings.queue_list(),
-            concurrency=concurrency,
-            grace_seconds=settings.shutdown_grace_seconds,
-            wake_cap_seconds=settings.wake_cap_seconds,
-        ),
-    )
+async def run_up(settings: Settings, app_spec: str | None, *, serve_api: bool = True) -> None:
+    """``tickr up``: the embedded server (unless a Redis URL is set), a worker, the scheduler and the API,
+    until SIGINT/SIGTERM. A signal during start-up still stops everything cleanly."""
+    services: ProcessServices | None = None
+    early_stops = 0
 
     def on_signal() -> None:
-        stopping.set()
-        worker.stop()
+        nonlocal early_stops
+        if services is None:
+            early_stops += 1
+        else:
+            services.stop()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    if stopping.is_set():
-        worker.stop()
-    if server is not None:
-        url_file(settings).write_text(server.url + "\n")
-    extras = [loop.create_task(service(settings, stopping)) for service in extra_services or []]
-    try:
-        await worker.run()
-    finally:
-        stopping.set()
-        await asyncio.gather(*extras, return_exceptions=True)
-        await app.close()
-        if server is not None:
-            url_file(settings).unlink(missing_ok=True)
-            await asyncio.to_thread(server.stop)
-        log.info("tickr stopped")
+    with on_stop_signals(on_signal):
+        settings, server = await asyncio.to_thread(start_embedded, settings)
+        try:
+            app = load_app(app_spec, settings)
+            plan = ProcessPlan(scheduler=True, api=settings if serve_api else None)
+            services = ProcessServices(app, WorkerConfig.from_settings(settings), plan)
+            for _ in range(early_stops):
+                services.stop()
+            if server is not None:
+                url_file(settings).write_text(server.url + "\n")
+            try:
+                await services.run()
+            finally:
+                await app.close()
+        finally:
+            if server is not None:
+                url_file(settings).unlink(missing_ok=True)
+                await asyncio.to_thread(server.stop)
+            log.info("tickr stopped")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tickr.core.cron import CronSpec, fires_between_ms, next_fire_ms
-from tickr.store.schedules import Misfire
+from tickr.core.schedule import Misfire
 
 MISFIRE_TOLERANCE_MS = 1_000  # default: later than this, an occurrence counts as missed
 ON_TIME_LIMIT = 1_000  # most on-time occurrences run in one pass (the rest follow in the next pass)

@@ -2,42 +2,41 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 
+from tickr.lifecycle import LoopService
 from tickr.store.store import RedisStore
 
 log = logging.getLogger("tickr.reaper")
+DEADLINE_MARGIN_SECONDS = 0.005  # wake just after the deadline: the script compares whole milliseconds
+MIN_SLEEP_SECONDS = 0.01
 
 
-class Reaper:
+class Reaper(LoopService):
     """Returns expired at-least-once leases to ready (or the DLQ), marks at-most-once ones lost.
 
-    Runs inside every worker by default; any number may run at once (each reap is one script).
+    Runs inside every worker by default; any number may run at once (each reap is one script). Lease
+    deadlines are Redis server times: the wait until the next one is read on the store's server clock.
     """
 
+    name = "reaper"
+    log = log
+
     def __init__(self, store: RedisStore, queues: list[str], max_sleep: float) -> None:
+        super().__init__()
         self.store = store
         self.queues = queues
         self.max_sleep = max_sleep
-        self.passes = 0
+        self.max_backoff = max_sleep
         self.reaped = 0
-        self.pass_done = asyncio.Event()
 
-    async def run(self) -> None:
-        while True:
-            try:
-                sleep = await self.reap_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("reaper pass failed: %s", exc)
-                sleep = self.max_sleep
-            await asyncio.sleep(sleep)
+    async def run_pass(self) -> float:
+        return await self.reap_once()
 
     async def reap_once(self) -> float:
         """Reap every queue once; returns how long to sleep until the next lease can expire."""
+        if self.store.clock.stale:
+            await self.store.server_time_ms()
         sleep = self.max_sleep
         for queue in self.queues:
             result = await self.store.reap(queue)
@@ -53,9 +52,6 @@ class Reaper:
                     result.lost,
                 )
             if result.next_deadline_ms is not None:
-                wait = result.next_deadline_ms / 1000 - time.time() + 0.005
-                sleep = min(sleep, max(0.01, wait))
-        self.passes += 1
-        self.pass_done.set()
-        self.pass_done = asyncio.Event()
+                wait = self.store.clock.seconds_until(result.next_deadline_ms) + DEADLINE_MARGIN_SECONDS
+                sleep = min(sleep, max(MIN_SLEEP_SECONDS, wait))
         return sleep

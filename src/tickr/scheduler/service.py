@@ -15,23 +15,18 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
 
-from redis.exceptions import RedisError
-
-from tickr.app import App
-from tickr.config import Settings
 from tickr.core.cron import CronSpec, parse_schedule
-from tickr.core.errors import InvalidState, JobNotFound
+from tickr.core.errors import InvalidState, JobNotFound, StoreError
 from tickr.core.factory import new_job
 from tickr.core.job import Job, JobState
+from tickr.core.schedule import FiredRun, FireRequest, Schedule
+from tickr.lifecycle import LoopService
 from tickr.scheduler.cron import MISFIRE_TOLERANCE_MS, FirePlan, plan_fires
-from tickr.scheduler.schedules import Schedules
-from tickr.store.inspect import Inspector
-from tickr.store.schedules import FiredRun, FireRequest, Schedule, ScheduleStore
+from tickr.scheduler.manager import Schedules
 from tickr.store.store import EnqueueResult, RedisStore
+from tickr.tasks import TaskCatalog
 
 log = logging.getLogger("tickr.scheduler")
 
@@ -65,65 +60,57 @@ class SchedulerConfig:
     lead_ms: int = 20  # wake this early to read and plan, then enqueue right at the fire time
 
 
-class SchedulerService:
+class SchedulerService(LoopService):
     """Fires the due occurrences of every active schedule. Run any number at once.
 
-    ``run(stop)`` until ``stop`` is set; ``run_once()`` is one pass (tests drive it with an injected clock).
+    A ``Service``: ``start()``/``stop()``; ``passes`` advances after every pass. ``run_once()`` is one pass
+    (tests drive it with an injected clock). Stop order: the notify listener, then the firing loop.
     """
 
-    def __init__(self, app: App, config: SchedulerConfig | None = None, *, store: RedisStore | None = None) -> None:
+    name = "scheduler"
+    log = log
+
+    def __init__(
+        self, app: TaskCatalog, config: SchedulerConfig | None = None, *, store: RedisStore | None = None
+    ) -> None:
+        super().__init__()
         self.app = app
         self.config = config or SchedulerConfig()
+        self.max_backoff = self.config.error_backoff_seconds
         self.store = store or app.store
-        self.schedules = ScheduleStore(self.store)
+        self.schedules = self.store.schedules
+        self.clock = self.store.clock
         self.manager = Schedules(app, self.store)
         ttl = self.store.config.idempotency_ttl_ms
         self.horizon_ms = max(ttl - IDEMPOTENCY_MARGIN_MS, ttl // 2)
         self.fired = 0
-        self.passes = 0
-        self.pass_done = asyncio.Event()
-        self.started = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self.listener = _NotifyListener(self)
+        self._synced = False
         self._specs: dict[tuple[str, str], CronSpec] = {}
-        self._offset_ms = 0.0
         self._parked: dict[str, float] = {}  # schedule id -> monotonic time until which it is left alone
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Upsert the app's periodic definitions, then fire schedules until ``stop`` is set."""
-        synced = await self._sync_periodic()
-        loop = asyncio.get_running_loop()
-        helpers = [
-            loop.create_task(self._listen(), name="tickr-scheduler-listen"),
-            loop.create_task(self._relay_stop(stop), name="tickr-scheduler-stop"),
-        ]
-        self.started.set()
+    async def setup(self) -> None:
+        """Upsert the app's periodic definitions (retried each pass until Redis answers), start listening."""
+        self._synced = await self._sync_periodic()
+        await self.listener.start()
         log.info("scheduler started (%d periodic definitions)", len(self.app.periodic))
-        try:
-            while not stop.is_set():
-                synced = synced or await self._sync_periodic()
-                try:
-                    sleep = await self.run_once()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("scheduler pass failed: %s", exc)
-                    sleep = self.config.error_backoff_seconds
-                if sleep > 0 and not stop.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(sleep):
-                            await self._wake.wait()
-        finally:
-            for task in helpers:
-                task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def run_pass(self) -> float:
+        self._synced = self._synced or await self._sync_periodic()
+        return await self.run_once()
+
+    async def stop(self) -> None:
+        await self.listener.stop()
+        was_running = self.running
+        await super().stop()
+        if was_running:
             log.info("scheduler stopped (%d jobs fired)", self.fired)
 
     async def _sync_periodic(self) -> bool:
         """Create or update the app's ``@task(cron=...)`` schedules; False (logged) when Redis cannot be reached."""
         try:
             await self.manager.sync_periodic()
-        except (RedisError, OSError) as exc:
+        except StoreError as exc:
             log.warning("could not sync periodic tasks yet: %s", exc)
             return False
         return True
@@ -131,9 +118,10 @@ class SchedulerService:
     async def run_once(self) -> float:
         """Fire what is due (or due within ``lead_ms``, at its time); return how long to sleep (capped)."""
         self._wake.clear()  # a change notified from here on wakes the coming sleep
-        sent = time.time() * 1000
+        sent = self.clock.local_ms()
         now, head = await self.schedules.due_now(self.config.batch + len(self._parked))
-        self._offset_ms = now - (sent + time.time() * 1000) / 2
+        if not self.store.clock_arg():
+            self.clock.observe(now, sent, self.clock.local_ms())
         head = self._unparked(head)[: self.config.batch]
         # The earliest fire time, if it is at most lead_ms away (none with a test clock), and all due by then.
         lead = 0 if self.store.clock_arg() else self.config.lead_ms
@@ -152,9 +140,6 @@ class SchedulerService:
             next_due = after[0][1] if after else None
         else:
             next_due = head[0][1] if head else None
-        self.passes += 1
-        self.pass_done.set()
-        self.pass_done = asyncio.Event()
         if failed:
             return self.config.error_backoff_seconds
         if len(due) >= self.config.batch:
@@ -162,10 +147,7 @@ class SchedulerService:
         if next_due is None:
             return self.config.max_sleep_seconds
         wake_at = next_due - self.config.lead_ms
-        return max(0.0, min(self.config.max_sleep_seconds, (wake_at - self._server_now()) / 1000))
-
-    def _server_now(self) -> float:
-        return time.time() * 1000 + self._offset_ms
+        return max(0.0, min(self.config.max_sleep_seconds, self.clock.seconds_until(wake_at)))
 
     def _park(self, schedule_id: str, reason: str) -> None:
         """Leave a schedule this scheduler cannot handle alone for a while, instead of spinning on it."""
@@ -193,7 +175,7 @@ class SchedulerService:
             return
         await self._apply_overlap(batch)
         jobs = [(p, fire, self._job(p.schedule, fire)) for p in batch for fire in p.run]
-        wait = (at + _FIRE_MARGIN_MS - self._server_now()) / 1000
+        wait = self.clock.seconds_until(at + _FIRE_MARGIN_MS)
         if wait > 0:
             await asyncio.sleep(wait)
         results = await self.schedules.enqueue_jobs([job for _, _, job in jobs])
@@ -284,7 +266,7 @@ class SchedulerService:
         for run, result in zip(runs, results, strict=True):
             if result.created and not await self.schedules.recorded(schedule_id, run.queue, run.job_id):
                 with contextlib.suppress(InvalidState, JobNotFound):
-                    await Inspector(self.store).cancel(run.job_id, run.queue)
+                    await self.store.jobs.cancel(run.job_id, run.queue)
                     log.info(
                         "schedule %s: cancelled job %s of an occurrence another scheduler skipped",
                         schedule_id,
@@ -300,41 +282,26 @@ class SchedulerService:
             spec = self._specs[key] = parse_schedule(schedule.cron, schedule.timezone)
         return spec
 
-    # -- wake-ups -----------------------------------------------------------------------------
-    async def _listen(self) -> None:
-        """Block on the notify zset; on a new token wake the loop and pass the token on to the next scheduler."""
-        while True:
-            try:
-                popped = await self.schedules.wait_notify(self.config.max_sleep_seconds)
-                if popped is None or popped[0] in self._seen:
-                    continue  # a token we saw before has been round every scheduler: drop it
-                self._seen[popped[0]] = None
-                while len(self._seen) > _SEEN_TOKENS:
-                    self._seen.popitem(last=False)
-                self._wake.set()
-                await self.schedules.renotify(*popped)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("waiting for schedule changes failed: %s", exc)
-                await asyncio.sleep(1.0)
 
-    async def _relay_stop(self, stop: asyncio.Event) -> None:
-        await stop.wait()
-        self._wake.set()
+class _NotifyListener(LoopService):
+    """Blocks on the notify zset; on a new token wakes the scheduler and passes the token on to the next one."""
 
+    name = "scheduler-listener"
+    log = log
+    max_backoff = 1.0
 
-def scheduler_service(app_spec: str | None = None) -> Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]:
-    """An ``ExtraService`` for ``tickr up``: runs a ``SchedulerService`` for the app ``module:attr`` (or none)."""
+    def __init__(self, scheduler: SchedulerService) -> None:
+        super().__init__()
+        self.scheduler = scheduler
+        self._seen: OrderedDict[str, None] = OrderedDict()
 
-    async def service(settings: Settings, stop: asyncio.Event) -> None:
-        from tickr.runtime.loader import load_app
-
-        app = load_app(app_spec, settings)  # a user's App is shared with the workers, which close it
-        try:
-            await SchedulerService(app).run(stop)
-        finally:
-            if app_spec is None:
-                await app.close()
-
-    return service
+    async def run_pass(self) -> float:
+        popped = await self.scheduler.schedules.wait_notify(self.scheduler.config.max_sleep_seconds)
+        if popped is None or popped[0] in self._seen:
+            return 0.0  # a token we saw before has been round every scheduler: drop it
+        self._seen[popped[0]] = None
+        while len(self._seen) > _SEEN_TOKENS:
+            self._seen.popitem(last=False)
+        self.scheduler.wake()
+        await self.scheduler.schedules.renotify(*popped)
+        return 0.0

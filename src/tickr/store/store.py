@@ -1,4 +1,14 @@
-"""The hot path to Redis: enqueue, dequeue, extend, ack, fail, reap, release, promote, wake-ups."""
+"""``RedisStore``: the one door to Redis. The hot path lives here; the admin paths hang off it.
+
+    store.enqueue / dequeue / extend / ack_many / fail / reap / release / promote / wait_for_marker
+    store.jobs       JobAdmin        (job_admin.py)       get, list, cancel, replay, update
+    store.queues     QueueAdmin      (queue_admin.py)     counts, pause, dead-letter queue
+    store.schedules  ScheduleStore   (schedule_store.py)  recurring-job records and firing
+    store.workers    WorkerRegistry  (workers.py)         heartbeat entries
+    store.clock      ServerClock     (clock.py)           the Redis server's time, as seen from here
+
+Every public coroutine raises tickr's ``StoreUnavailable``/``StoreError``, never a redis-py error.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +18,47 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from tickr.config import Settings, default
 from tickr.core.job import Job, JobError
 from tickr.store import codec
+from tickr.store.boundary import store_boundary
+from tickr.store.clock import ServerClock
 from tickr.store.connection import Script, ScriptLane
+from tickr.store.job_admin import JobAdmin
 from tickr.store.keys import DEFAULT_PREFIX, QueueKeys, queues_registry
+from tickr.store.queue_admin import QueueAdmin
+from tickr.store.replies import EnqueueCode, FailCode
+from tickr.store.schedule_store import ScheduleStore
 from tickr.store.scripts import Scripts, lua_source
+from tickr.store.workers import WorkerRegistry
 
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
-    """Tunables of the store, in milliseconds where they are times."""
+    """Tunables of the store, in milliseconds where they are times. Defaults are the settings' defaults."""
 
     prefix: str = DEFAULT_PREFIX
-    lease_ms: int = 30_000
-    weights: tuple[int, int, int, int] = (8, 4, 2, 1)
-    idempotency_ttl_ms: int = 86_400_000
-    retention_ms: int = 86_400_000
-    done_max: int = 10_000
-    events_maxlen: int = 10_000
-    promote_limit: int = 1_000
-    reap_limit: int = 1_000
+    lease_ms: int = int(default("lease_seconds") * 1000)
+    weights: tuple[int, int, int, int] = Settings.model_construct().weights()
+    idempotency_ttl_ms: int = default("idempotency_ttl_seconds") * 1000
+    retention_ms: int = default("done_retention_seconds") * 1000
+    done_max: int = default("done_max")
+    events_maxlen: int = default("events_maxlen")
+    promote_limit: int = 1_000  # scheduled jobs moved per script call
+    reap_limit: int = 1_000  # expired leases handled per script call
+
+    @classmethod
+    def from_settings(cls, settings: Settings, prefix: str = DEFAULT_PREFIX) -> StoreConfig:
+        """The store tunables that follow from ``settings``."""
+        return cls(
+            prefix=prefix,
+            lease_ms=int(settings.lease_seconds * 1000),
+            weights=settings.weights(),
+            idempotency_ttl_ms=settings.idempotency_ttl_seconds * 1000,
+            retention_ms=settings.done_retention_seconds * 1000,
+            done_max=settings.done_max,
+            events_maxlen=settings.events_maxlen,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +104,20 @@ class ReapResult:
     next_deadline_ms: int | None
 
 
+@store_boundary
 class RedisStore:
-    """The only door to Redis for the hot path. ``now`` overrides the Redis clock (tests)."""
+    """The only door to Redis. ``now`` overrides the Redis clock (tests pass a frozen one)."""
 
     def __init__(self, redis: Redis, config: StoreConfig | None = None, now: Callable[[], int] | None = None) -> None:
         self.redis = redis
         self.config = config or StoreConfig()
         self.scripts = Scripts(redis)
         self._now = now
+        self.clock = ServerClock(now)
+        self.jobs = JobAdmin(self)
+        self.queues = QueueAdmin(self)
+        self.schedules = ScheduleStore(self)
+        self.workers = WorkerRegistry(self)
         self._keys: dict[str, QueueKeys] = {}
         self._registered_queues: set[str] = set()
         # Hot-path scripts run on the lane (a cluster client has no single pool: it goes direct).
@@ -96,7 +133,26 @@ class RedisStore:
         return k
 
     def clock_arg(self) -> int:
+        """The ``now`` argument of every script: the test clock, or 0 (the script reads Redis ``TIME``)."""
         return self._now() if self._now else 0
+
+    async def server_time_ms(self) -> int:
+        """The server's time now (one round trip), refreshing ``clock``; the test clock when one is set."""
+        if self._now:
+            return self._now()
+        sent = self.clock.local_ms()
+        seconds, micros = await self.redis.time()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        self.clock.observe(now_ms, sent, self.clock.local_ms())
+        return now_ms
+
+    async def ping(self) -> bool:
+        """True when Redis answers."""
+        return bool(await self.redis.ping())
+
+    async def close(self) -> None:
+        """Close every connection (the client's pool and the lane's)."""
+        await self.redis.aclose()
 
     async def _register_queue(self, queue: str) -> None:
         if queue not in self._registered_queues:
@@ -122,7 +178,7 @@ class RedisStore:
         reply = await self.scripts.enqueue(
             self.keys(job.queue), job.id, job.priority, job.idempotency_key, args, self._fast
         )
-        return EnqueueResult(id=reply[1], created=reply[0] == 1, status=reply[2] or "")
+        return EnqueueResult(id=reply[1], created=reply[0] == EnqueueCode.CREATED, status=reply[2] or "")
 
     async def enqueue_many(self, jobs: Sequence[tuple[Job, int | None]]) -> list[EnqueueResult]:
         """Enqueue a batch in one pass, in order (streamed script calls on one connection, not a transaction)."""
@@ -139,7 +195,7 @@ class RedisStore:
             for reply in replies:
                 if isinstance(reply, Exception):
                     raise reply
-        return [EnqueueResult(id=r[1], created=r[0] == 1, status=r[2] or "") for r in replies]
+        return [EnqueueResult(id=r[1], created=r[0] == EnqueueCode.CREATED, status=r[2] or "") for r in replies]
 
     async def _enqueue_calls(self, jobs: Sequence[tuple[Job, int | None]]) -> AsyncIterator[Script]:
         """The EVALSHA of each job's enqueue, made as the lane sends the ones before it."""
@@ -164,7 +220,9 @@ class RedisStore:
             c.events_maxlen,
             c.promote_limit,
         ]
+        sent = self.clock.local_ms()
         reply = await self.scripts.dequeue(self.keys(queue), args, self._fast)
+        self.clock.observe(int(reply[0]), sent, self.clock.local_ms())
         jobs = []
         for i in range(3, len(reply), 2):
             fields = codec.pairs_to_dict(reply[i + 1])
@@ -214,9 +272,10 @@ class RedisStore:
             self.config.events_maxlen,
         ]
         kind, due = await self.scripts.fail(self.keys(queue), args, self._fast)
-        if kind == 1:
+        code = FailCode(int(kind))
+        if code is FailCode.RETRYING:
             return FailOutcome("retrying", int(due))
-        return FailOutcome("dead" if kind == 2 else "stale")
+        return FailOutcome("dead" if code is FailCode.DEAD else "stale")
 
     async def reap(self, queue: str) -> ReapResult:
         """Handle expired leases of ``queue``."""

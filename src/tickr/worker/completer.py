@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections import defaultdict
 
+from tickr.lifecycle import PassSignal
 from tickr.store.store import RedisStore
 
 log = logging.getLogger("tickr.worker")
@@ -15,10 +16,15 @@ class Completer:
     """Collects ``(id, token, result)`` acks and flushes them once per loop turn.
 
     ``ack`` returns when the batch holding it is written, so a job's slot is freed (and a
-    graceful shutdown finishes) only after its success is durable in Redis.
+    graceful shutdown finishes) only after its success is durable in Redis. A service:
+    ``stop()`` waits for every ack handed in; ``passes`` advances after each batch written.
     """
 
+    name = "completer"
+
     def __init__(self, store: RedisStore, attempts: int = 5) -> None:
+        self.started = asyncio.Event()
+        self.passes = PassSignal()
         self._store = store
         self._attempts = attempts
         self._pending: dict[str, list[tuple[str, str, str, asyncio.Future[bool]]]] = defaultdict(list)
@@ -52,6 +58,14 @@ class Completer:
 
     async def _flush(self, queue: str, items: list[tuple[str, str, str, asyncio.Future[bool]]]) -> None:
         await self._write(queue, items)
+        self.passes.advance()
+
+    async def start(self) -> None:
+        self.started.set()
+
+    async def stop(self) -> None:
+        """Wait until every ack handed in so far is written (safe to call twice)."""
+        await self.drain()
 
     def settled(self, job_id: str) -> None:
         """The job's task has finished: a later heartbeat no longer sees it, so stop guarding it.

@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from tickr.config import Settings
+from tickr.context import JobContext, reset_current_job, set_current_job
 from tickr.core.errors import Permanent, Retry
 from tickr.core.job import JobError
 from tickr.store import codec
 from tickr.store.store import LeasedJob, RedisStore
 from tickr.tasks import TaskDef
 from tickr.worker.completer import Completer
-from tickr.worker.context import JobContext, reset_current_job, set_current_job
 
 log = logging.getLogger("tickr.worker")
 TRACEBACK_LIMIT = 4000

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import socket
 from collections.abc import Callable
 
-from tickr.store.keys import worker_info, workers_registry
+from tickr.lifecycle import LoopService
 from tickr.store.store import RedisStore
 
 log = logging.getLogger("tickr.worker")
 
 
-class Heartbeat:
+class Heartbeat(LoopService):
     """Every ``interval`` seconds: extend leases; cancel jobs whose lease another worker now holds."""
+
+    name = "heartbeat"
+    log = log
 
     def __init__(
         self,
@@ -27,6 +27,7 @@ class Heartbeat:
         on_lost: Callable[[str, str], None],
         interval: float,
     ) -> None:
+        super().__init__()
         self.store = store
         self.worker_id = worker_id
         self.queues = queues
@@ -34,17 +35,12 @@ class Heartbeat:
         self.leases = leases
         self.on_lost = on_lost
         self.interval = interval
-        self.beats = 0
+        # A failed beat is tried again soon, but never later than the next regular beat.
+        self.max_backoff = interval
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.beat()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # keep beating: a Redis blip must not kill the worker
-                log.warning("heartbeat failed: %s", exc)
-            await asyncio.sleep(self.interval)
+    async def run_pass(self) -> float:
+        await self.beat()
+        return self.interval
 
     async def beat(self) -> None:
         """One heartbeat: extend every in-flight lease and refresh the worker's registry entry."""
@@ -52,33 +48,11 @@ class Heartbeat:
             for job_id in await self.store.extend(queue, leases):
                 self.on_lost(queue, job_id)
         await self.register()
-        self.beats += 1
 
     async def register(self) -> None:
-        prefix = self.store.config.prefix
-        key = worker_info(self.worker_id, prefix)
         in_flight = sum(len(v) for v in self.leases().values())
-        pipe = self.store.redis.pipeline(transaction=False)
-        pipe.time()
-        pipe.hset(
-            key,
-            mapping={
-                "id": self.worker_id,
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "queues": ",".join(self.queues),
-                "concurrency": self.concurrency,
-                "in_flight": in_flight,
-            },
-        )
-        pipe.expire(key, max(3, int(self.interval * 3) + 1))
-        seconds, micros = (await pipe.execute())[0]
-        now_ms = int(seconds) * 1000 + int(micros) // 1000
-        await self.store.redis.zadd(workers_registry(prefix), {self.worker_id: now_ms})
+        ttl = max(3, int(self.interval * 3) + 1)
+        await self.store.workers.register(self.worker_id, self.queues, self.concurrency, in_flight, ttl)
 
     async def deregister(self) -> None:
-        prefix = self.store.config.prefix
-        pipe = self.store.redis.pipeline(transaction=False)
-        pipe.delete(worker_info(self.worker_id, prefix))
-        pipe.zrem(workers_registry(prefix), self.worker_id)
-        await pipe.execute()
+        await self.store.workers.deregister(self.worker_id)

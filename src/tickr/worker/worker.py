@@ -1,11 +1,7 @@
 """The worker process: fetch leased jobs when there are free slots, run them, keep leases alive, stop gracefully.
 
-Stop order (``stop``):
-  1. stop fetching: listeners and the fetch loop end, so no new lease is taken;
-  2. wait up to the grace period for in-flight jobs (and their acks) to finish;
-  3. cancel what still runs and hand its leases back in one ``release`` call per queue;
-  4. stop heartbeat and reaper, deregister, close connections.
-A second stop request skips step 2.
+A worker is a set of services (fetcher, marker listeners, heartbeat, completer, reaper) around an executor;
+``Worker._shutdown`` documents the stop order.
 """
 
 from __future__ import annotations
@@ -15,42 +11,56 @@ import functools
 import gc
 import logging
 import os
-import signal
 import socket
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import uuid_utils
 
 from tickr.app import App
+from tickr.config import Settings, default
+from tickr.lifecycle import ServiceProtocol, stop_all
 from tickr.scheduler.reaper import Reaper
 from tickr.store.store import LeasedJob
 from tickr.worker.completer import Completer
 from tickr.worker.executor import Executor
+from tickr.worker.fetcher import Fetcher, MarkerListener, Slots
 from tickr.worker.heartbeat import Heartbeat
-from tickr.worker.waits import DueWaiter
 
 log = logging.getLogger("tickr.worker")
-SERVICE_STOP_SECONDS = 5.0
-BURST_RECHECK_SECONDS = 0.05
+
+
+def _default_queues() -> list[str]:
+    return Settings.model_construct().queue_list()
 
 
 @dataclass(slots=True)
 class WorkerConfig:
-    """How one worker process runs."""
+    """How one worker process runs. Defaults are the settings' defaults (``WorkerConfig.from_settings``)."""
 
-    queues: list[str] = field(default_factory=lambda: ["default"])
-    concurrency: int = 32
+    queues: list[str] = field(default_factory=_default_queues)
+    concurrency: int = default("concurrency")
     burst: bool = False
-    grace_seconds: float = 30.0
-    wake_cap_seconds: float = 5.0
+    grace_seconds: float = default("shutdown_grace_seconds")
+    wake_cap_seconds: float = default("wake_cap_seconds")
     reaper: bool = True
     worker_id: str = ""
 
     def __post_init__(self) -> None:
         if not self.worker_id:
             self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{str(uuid_utils.uuid4())[:8]}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> WorkerConfig:
+        """The worker configuration that ``settings`` describe, with ``overrides`` on top."""
+        values: dict[str, object] = {
+            "queues": settings.queue_list(),
+            "concurrency": settings.concurrency,
+            "grace_seconds": settings.shutdown_grace_seconds,
+            "wake_cap_seconds": settings.wake_cap_seconds,
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)
@@ -60,20 +70,20 @@ class _InFlight:
 
 
 class Worker:
-    """Runs jobs from ``config.queues`` with up to ``config.concurrency`` at once."""
+    """Runs jobs from ``config.queues`` with up to ``config.concurrency`` at once.
+
+    Services, in start order: completer, heartbeat, marker listeners, reaper, fetcher.
+    """
 
     def __init__(self, app: App, config: WorkerConfig | None = None) -> None:
         self.app = app
-        self.config = config or WorkerConfig(
-            queues=app.settings.queue_list(),
-            concurrency=app.settings.concurrency,
-            grace_seconds=app.settings.shutdown_grace_seconds,
-        )
+        self.config = config or WorkerConfig.from_settings(app.settings)
         self.store = app.store
         self.id = self.config.worker_id
+        self.in_flight: dict[str, _InFlight] = {}
+        self.slots = Slots(self.config.concurrency, lambda: len(self.in_flight))
         self.completer = Completer(self.store)
         self.executor = Executor(self.store, app.registry, self.completer, app.settings, self.id)
-        self.in_flight: dict[str, _InFlight] = {}
         lease_s = self.store.config.lease_ms / 1000
         self.heartbeat = Heartbeat(
             self.store,
@@ -85,55 +95,60 @@ class Worker:
             interval=lease_s / 3,
         )
         self.reaper = Reaper(self.store, self.config.queues, max_sleep=lease_s)
+        self.fetcher = Fetcher(
+            self.store,
+            self.id,
+            self.config.queues,
+            self.slots,
+            self._start,
+            wake_cap_seconds=self.config.wake_cap_seconds,
+            burst=self.config.burst,
+            on_drained=self.stop,
+        )
+        self.listeners = [
+            MarkerListener(self.store, q, self.slots, self.fetcher.wake, self.config.wake_cap_seconds)
+            for q in self.config.queues
+        ]
         self.started = asyncio.Event()
-        self.fetched = 0
-        self._wake = asyncio.Event()
-        self._slot_free = asyncio.Event()
-        self._slot_free.set()
-        self._maybe_more = True
-        self._next_due: dict[str, int | None] = {}
-        self._clock_offset_ms = 0.0
         self._stopping = False
         self._stop_requests = 0
         self._stop_event = asyncio.Event()
-        self._services: list[asyncio.Task[None]] = []
-        self._rotation = 0
-        self._batch_max = max(1, (self.config.concurrency + 1) // 2)
-        self._due = DueWaiter()
+
+    @property
+    def fetched(self) -> int:
+        """Jobs leased so far."""
+        return self.fetcher.fetched
+
+    @property
+    def services(self) -> list[ServiceProtocol]:
+        """The worker's services in start order (stopped in the order ``stop`` documents)."""
+        reaper: list[ServiceProtocol] = [self.reaper] if self.config.reaper else []
+        return [self.completer, self.heartbeat, *self.listeners, *reaper, self.fetcher]
 
     # -- public -------------------------------------------------------------------------------
-    async def run(self, install_signals: bool = False) -> None:
+    async def run(self) -> None:
         """Run until ``stop()`` (or, in burst mode, until the queues are empty), then shut down."""
         loop = asyncio.get_running_loop()
         loop.set_default_executor(
             ThreadPoolExecutor(max_workers=self.config.concurrency, thread_name_prefix="tickr-job")
         )
-        if install_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self.stop)
         # Everything loaded so far lives as long as the process: keep it out of the collector's
         # full passes, which would otherwise walk it every few seconds under load (ms-long pauses).
         gc.freeze()
         await self.heartbeat.register()
-        self._services = [
-            loop.create_task(self.heartbeat.run(), name="tickr-heartbeat"),
-            *[loop.create_task(self._listen(q), name=f"tickr-listen-{q}") for q in self.config.queues],
-        ]
-        if self.config.reaper:
-            self._services.append(loop.create_task(self.reaper.run(), name="tickr-reaper"))
-        fetch = loop.create_task(self._fetch_loop(), name="tickr-fetch")
-        self.started.set()
-        log.info(
-            "worker %s serving %s with concurrency %d", self.id, ",".join(self.config.queues), self.config.concurrency
-        )
         try:
+            for service in self.services:
+                await service.start()
+            self.started.set()
+            log.info(
+                "worker %s serving %s with concurrency %d",
+                self.id,
+                ",".join(self.config.queues),
+                self.config.concurrency,
+            )
             await self._stop_event.wait()
         finally:
-            fetch.cancel()
             await self._shutdown()
-            if install_signals:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
 
     @property
     def stopping(self) -> bool:
@@ -151,102 +166,11 @@ class Worker:
             log.warning("second stop request: handing back in-flight jobs now")
         self._stopping = True
         self._stop_event.set()
-        self._wake.set()
-        self._slot_free.set()
-
-    # -- fetching -----------------------------------------------------------------------------
-    def _free_slots(self) -> int:
-        return self.config.concurrency - len(self.in_flight)
-
-    async def _listen(self, queue: str) -> None:
-        """Block on the queue's marker while there are free slots; a marker wakes the fetch loop."""
-        while not self._stopping:
-            await self._slot_free.wait()
-            if self._stopping:
-                return
-            try:
-                score = await self.store.wait_for_marker(queue, self.config.wake_cap_seconds)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("waiting on %s failed: %s", queue, exc)
-                await asyncio.sleep(1.0)
-                continue
-            if score is not None:
-                self._wake.set()
-
-    def _queue_order(self) -> list[str]:
-        queues = self.config.queues
-        self._rotation = (self._rotation + 1) % len(queues)
-        return queues[self._rotation :] + queues[: self._rotation]
-
-    async def _fetch_round(self) -> bool:
-        """Dequeue from each queue while slots are free; True when more work may be waiting."""
-        more = False
-        for queue in self._queue_order():
-            free = self._free_slots()
-            if free <= 0:
-                return True
-            # Half the slots at most: the next batch is fetched while this one runs and is acked.
-            count = min(free, self._batch_max)
-            sent = time.time() * 1000
-            batch = await self.store.dequeue(queue, count, self.id)
-            # now_ms is whole ms (floored): +0.5 centres it; same-host clocks then agree to ~0.1 ms
-            self._clock_offset_ms = batch.now_ms + 0.5 - (sent + time.time() * 1000) / 2
-            self._next_due[queue] = batch.next_due_ms
-            for leased in batch.jobs:
-                self._start(leased)
-            more = more or batch.more or len(batch.jobs) == count
-        return more
-
-    def _seconds_until_due(self) -> float:
-        dues = [d for d in self._next_due.values() if d is not None]
-        if not dues:
-            return self.config.wake_cap_seconds
-        server_now = time.time() * 1000 + self._clock_offset_ms
-        return max(0.0, min(self.config.wake_cap_seconds, (min(dues) - server_now) / 1000))
-
-    async def _fetch_loop(self) -> None:
-        while not self._stopping:
-            if self._free_slots() <= 0:
-                self._slot_free.clear()
-                await self._slot_free.wait()
-                continue
-            self._wake.clear()
-            try:
-                self._maybe_more = await self._fetch_round()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("dequeue failed: %s", exc)
-                await asyncio.sleep(1.0)
-                continue
-            if self._maybe_more and self._free_slots() > 0:
-                continue
-            if self.config.burst and not self.in_flight and await self._queues_empty():
-                log.info("burst mode: queues empty, stopping")
-                self.stop()
-                return
-            wait = self._seconds_until_due()
-            precise = wait < self.config.wake_cap_seconds
-            if self.config.burst and wait > BURST_RECHECK_SECONDS:
-                # Other workers' leases end (or expire) without a marker: in burst mode, look again soon.
-                wait, precise = BURST_RECHECK_SECONDS, False
-            await self._due.wait(self._wake, wait, precise=precise)
-
-    async def _queues_empty(self) -> bool:
-        pipe = self.store.redis.pipeline(transaction=False)
-        for queue in self.config.queues:
-            k = self.store.keys(queue)
-            for key in k.ready_all:
-                pipe.llen(key)
-            pipe.zcard(k.scheduled)
-            pipe.zcard(k.active)
-        return not any(await pipe.execute())
+        self.fetcher.wake()
+        self.slots.release()
 
     # -- running ------------------------------------------------------------------------------
     def _start(self, leased: LeasedJob) -> None:
-        self.fetched += 1
         task = asyncio.get_running_loop().create_task(self.executor.run(leased))
         self.in_flight[leased.job.id] = _InFlight(leased, task)
         task.add_done_callback(functools.partial(self._finished, leased.job.id))
@@ -258,9 +182,9 @@ class Worker:
             self.completer.settled(job_id)
         if not task.cancelled() and task.exception() is not None:
             log.error("job %s: outcome could not be recorded: %s", job_id, task.exception())
-        self._slot_free.set()
-        if self._maybe_more or (self.config.burst and not self.in_flight):
-            self._wake.set()  # burst mode: the last job finished, so look whether the queues are empty
+        self.slots.release()
+        if self.fetcher.maybe_more or (self.config.burst and not self.in_flight):
+            self.fetcher.wake()  # burst mode: the last job finished, so look whether the queues are empty
 
     def _leases(self) -> dict[str, list[tuple[str, str]]]:
         out: dict[str, list[tuple[str, str]]] = {}
@@ -278,9 +202,16 @@ class Worker:
 
     # -- stopping -----------------------------------------------------------------------------
     async def _shutdown(self) -> None:
-        for task in self._services:
-            if task.get_name().startswith("tickr-listen"):
-                task.cancel()
+        """Stop order:
+
+        1. stop fetching: marker listeners and the fetcher stop, so no new lease is taken;
+        2. wait up to the grace period for in-flight jobs (and their acks) to finish;
+        3. cancel what still runs and hand its leases back in one ``release`` call per queue;
+        4. stop the completer (every ack written), reaper and heartbeat; deregister.
+
+        A second stop request skips step 2.
+        """
+        await stop_all([self.fetcher, *self.listeners])
         pending = [e.task for e in self.in_flight.values()]
         if pending and self._stop_requests < 2 and self.config.grace_seconds > 0:
             waiter = asyncio.ensure_future(asyncio.wait(pending, timeout=self.config.grace_seconds))
@@ -288,21 +219,7 @@ class Worker:
             await asyncio.wait([waiter, stop_again], return_when=asyncio.FIRST_COMPLETED)
             stop_again.cancel()
         await self._hand_back()
-        await self.completer.drain()
-        for task in self._services:
-            task.cancel()
-        # A cancelled blocking read can take a moment to unwind; never let it hold the process hostage.
-        stuck: set[asyncio.Task[None]] = set()
-        if self._services:
-            _, stuck = await asyncio.wait(self._services, timeout=SERVICE_STOP_SECONDS)
-        if stuck:
-            log.warning(
-                "%d background tasks did not stop within %.0fs: %s",
-                len(stuck),
-                SERVICE_STOP_SECONDS,
-                ", ".join(sorted(t.get_name() for t in stuck)),
-            )
-        self._due.close()
+        await stop_all([self.completer, self.reaper, self.heartbeat])
         try:
             await self.heartbeat.deregister()
         except Exception as exc:

@@ -22,9 +22,9 @@ from tickr.api.views import AnyJobOut, BatchOut, JobListOut, JobOut, RecurringJo
 from tickr.core.errors import JobNotFound, ValidationError
 from tickr.core.factory import check_payload
 from tickr.core.job import JobState
-from tickr.scheduler.schedules import Schedules
-from tickr.store.inspect import MAX_PAGE, Inspector
-from tickr.store.schedules import Schedule
+from tickr.core.schedule import Schedule
+from tickr.scheduler.manager import Schedules
+from tickr.store.job_admin import MAX_PAGE, JobAdmin
 
 router = APIRouter(tags=["jobs"])
 EXISTING: dict[int | str, dict[str, Any]] = {
@@ -208,13 +208,13 @@ async def _one_off(job_id: str, schedules: Schedules, action: Awaitable[T]) -> T
     )
 
 
-async def _cancel(job_id: str, inspector: Inspector, queue: str | None) -> JobOut:
+async def _cancel(job_id: str, inspector: JobAdmin, queue: str | None) -> JobOut:
     queue = await inspector.locate(job_id, queue)
     await inspector.cancel(job_id, queue)
     return JobOut.of(await inspector.get_job(job_id, queue))
 
 
-async def _retry(job_id: str, inspector: Inspector, queue: str | None) -> JobOut:
+async def _retry(job_id: str, inspector: JobAdmin, queue: str | None) -> JobOut:
     queue = await inspector.locate(job_id, queue)
     await inspector.replay(job_id, queue)
     return JobOut.of(await inspector.get_job(job_id, queue))

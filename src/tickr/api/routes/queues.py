@@ -11,8 +11,8 @@ from tickr.api.models import QUEUE_PATTERN, TYPE_PATTERN, DeadRetryIn
 from tickr.api.problems import Problem
 from tickr.api.views import CountOut, JobListOut, JobOut, QueueListOut, QueueOut, QueueStatsOut, problem_responses
 from tickr.core.job import JobState
-from tickr.store.inspect import MAX_PAGE
-from tickr.store.queues import QueueInspector
+from tickr.store.job_admin import MAX_PAGE
+from tickr.store.queue_admin import QueueAdmin
 
 router = APIRouter(tags=["queues"])
 legacy = APIRouter(tags=["compat"])
@@ -21,7 +21,7 @@ QueueName = Annotated[str, Path(pattern=QUEUE_PATTERN, description="queue name")
 TypeFilter = Annotated[str | None, Query(pattern=TYPE_PATTERN, description="only jobs of this type")]
 
 
-async def _one(queues: QueueInspector, queue: str) -> QueueOut:
+async def _one(queues: QueueAdmin, queue: str) -> QueueOut:
     return QueueOut.of((await queues.stats([queue]))[0])
 
 
@@ -70,7 +70,7 @@ async def list_dead(
 async def retry_dead(queue: QueueName, queues: QueuesDep, selection: DeadRetryIn | None = None) -> CountOut:
     """Replay dead jobs: all of them, or those of ``type`` and/or with these ``ids``. Returns how many."""
     selection = selection or DeadRetryIn()
-    return CountOut(count=await queues.dead_retry(queue, job_type=selection.type, ids=selection.ids))
+    return CountOut(count=await queues.dead_replay(queue, job_type=selection.type, ids=selection.ids))
 
 
 @router.delete("/queues/{queue}/dead", responses=problem_responses(422))

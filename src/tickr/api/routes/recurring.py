@@ -15,8 +15,8 @@ from tickr.api.problems import Problem
 from tickr.api.recurring import one_off_run
 from tickr.api.views import HistoryOut, NextRunsOut, RecurringJobListOut, RecurringJobOut, RunOut, problem_responses
 from tickr.core.errors import JobNotFound
-from tickr.scheduler.schedules import Schedules
-from tickr.store.inspect import MAX_PAGE, Inspector
+from tickr.scheduler.manager import Schedules
+from tickr.store.job_admin import MAX_PAGE, JobAdmin
 
 router = APIRouter(tags=["recurring jobs"])
 
@@ -55,7 +55,7 @@ async def get_next_runs(
     return NextRunsOut.of(schedule, await _next_runs(schedules, job_id, count))
 
 
-async def _not_recurring(job_id: str, inspector: Inspector) -> Exception:
+async def _not_recurring(job_id: str, inspector: JobAdmin) -> Exception:
     """The 404 for ``job_id``, which is not a recurring job: a one-off job, or nothing at all."""
     try:
         await inspector.locate(job_id)

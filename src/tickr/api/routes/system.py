@@ -8,9 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from tickr.api.deps import QueuesDep, StateDep
+from tickr.api.deps import StateDep, WorkersDep
 from tickr.api.views import HealthOut, WorkerListOut, WorkerOut, problem_responses
-from tickr.store.queues import QueueInspector
 
 HEALTH_TIMEOUT_SECONDS = 2.0
 
@@ -36,7 +35,7 @@ async def health(state: StateDep) -> JSONResponse:
     """``ok`` when Redis answers within 2 s; 503 ``unavailable`` otherwise. Never needs a token."""
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
-            reachable = await QueueInspector(state.app.store).ping()
+            reachable = await state.app.store.ping()
     except Exception:  # any failure to reach the store means "unavailable"
         reachable = False
     body = HealthOut(
@@ -49,6 +48,6 @@ async def health(state: StateDep) -> JSONResponse:
 
 
 @router.get("/workers", responses=problem_responses())
-async def list_workers(queues: QueuesDep) -> WorkerListOut:
+async def list_workers(workers: WorkersDep) -> WorkerListOut:
     """Workers whose heartbeat has not expired, most recent first."""
-    return WorkerListOut(workers=[WorkerOut.of(worker) for worker in await queues.workers()])
+    return WorkerListOut(workers=[WorkerOut.of(worker) for worker in await workers.live()])

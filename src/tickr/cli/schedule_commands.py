@@ -5,33 +5,40 @@ Exit codes: 0 ok, 1 the operation failed (unknown id, Redis unreachable), 2 bad 
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
-from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
 from tickr.app import App
-from tickr.core.errors import ConfigError, JobNotFound, TickrError, ValidationError
-from tickr.store.schedules import Schedule
+from tickr.cli.common import (
+    JsonOpt,
+    PrefixOpt,
+    RedisOpt,
+    fail_usage,
+    load_settings,
+    require_redis,
+    run_async,
+    run_with_app,
+    try_uvloop,
+)
+from tickr.config import Settings
+from tickr.core.errors import ConfigError, JobNotFound, TickrError
+from tickr.core.schedule import Schedule
 
 T = TypeVar("T")
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 schedules_app = typer.Typer(
     name="schedules", help="Inspect and manage recurring jobs (cron schedules).", no_args_is_help=True
 )
 
-RedisUrl = Annotated[str | None, typer.Option("--redis-url", envvar="TICKR_REDIS_URL", help="Redis/Valkey URL")]
-Prefix = Annotated[str | None, typer.Option("--prefix", envvar="TICKR_PREFIX", help="Redis key prefix (default tickr)")]
-AsJson = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+RedisUrl = RedisOpt
+Prefix = PrefixOpt
+AsJson = JsonOpt
 ScheduleId = Annotated[str, typer.Argument(help="schedule id")]
 
 
@@ -41,39 +48,21 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(schedules_app, name="schedules")
 
 
-def _usage(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_USAGE)
+def _app(redis_url: str | None, prefix: str | None) -> tuple[Settings, str | None]:
+    return load_settings(redis_url=redis_url), prefix
 
 
-def _app(redis_url: str | None, prefix: str | None) -> App:
-    from tickr.cli.main import load_settings
+def _run(target: tuple[Settings, str | None], action: Callable[[App], Awaitable[T]]) -> T:
+    """Run ``action`` against the schedules; an unknown schedule id is reported as such."""
 
-    settings = load_settings(redis_url=redis_url)
-    if not settings.redis_url:
-        raise _usage("no Redis: set TICKR_REDIS_URL or pass --redis-url")
-    return App(settings=settings, prefix=prefix or "tickr")
-
-
-def _run(app: App, action: Callable[[App], Awaitable[T]]) -> T:
-    """Run ``action`` against ``app``; map failures to exit codes with a one-line message."""
-
-    async def main() -> T:
+    async def named(app: App) -> T:
         try:
             return await action(app)
-        finally:
-            await app.close()
+        except JobNotFound as exc:
+            raise TickrError(f"no schedule {exc.job_id!r}") from None
 
-    try:
-        return asyncio.run(main())
-    except JobNotFound as exc:
-        typer.echo(f"error: no schedule {exc.job_id!r}", err=True)
-        raise typer.Exit(EXIT_FAILED) from None
-    except ValidationError as exc:
-        raise _usage(str(exc)) from None
-    except (TickrError, RedisError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_FAILED) from None
+    settings, prefix = target
+    return run_with_app(settings, named, prefix)
 
 
 def scheduler(
@@ -84,31 +73,20 @@ def scheduler(
     prefix: Prefix = None,
 ) -> None:
     """Run the cron scheduler until SIGINT/SIGTERM. Run as many as you like: each occurrence fires once."""
-    from tickr.cli.main import load_settings, try_uvloop
     from tickr.runtime.loader import load_app
     from tickr.runtime.logging import configure_logging
-    from tickr.scheduler.service import SchedulerService
+    from tickr.runtime.services import run_scheduler
 
-    settings = load_settings(redis_url=redis_url)
+    settings = require_redis(load_settings(redis_url=redis_url))
     configure_logging(settings.log_level, settings.log_format)
-    if not settings.redis_url:
-        raise _usage("no Redis: set TICKR_REDIS_URL or pass --redis-url (or use `tickr up`)")
     try:
         tickr_app = load_app(app, settings)
     except ConfigError as exc:
-        raise _usage(str(exc)) from None
+        raise fail_usage(str(exc)) from None
     if prefix:
         tickr_app.prefix = prefix
-
-    async def main(target: App) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await SchedulerService(target).run(stop)
-
     try_uvloop()
-    _run(tickr_app, main)
+    run_async(lambda: run_scheduler(tickr_app))
 
 
 @schedules_app.command("list")
@@ -121,7 +99,7 @@ def list_(
     cursor: Annotated[str | None, typer.Option("--cursor", help="next_cursor of the previous page")] = None,
 ) -> None:
     """List schedules in creation order."""
-    from tickr.scheduler.schedules import Schedules
+    from tickr.scheduler.manager import Schedules
 
     page = _run(
         _app(redis_url, prefix),
@@ -151,7 +129,7 @@ def list_(
 @schedules_app.command()
 def show(schedule_id: ScheduleId, redis_url: RedisUrl = None, prefix: Prefix = None, as_json: AsJson = False) -> None:
     """Show one schedule."""
-    from tickr.scheduler.schedules import Schedules
+    from tickr.scheduler.manager import Schedules
 
     _print_schedule(_run(_app(redis_url, prefix), lambda a: Schedules(a).require(schedule_id)), as_json)
 
@@ -159,7 +137,7 @@ def show(schedule_id: ScheduleId, redis_url: RedisUrl = None, prefix: Prefix = N
 @schedules_app.command()
 def pause(schedule_id: ScheduleId, redis_url: RedisUrl = None, prefix: Prefix = None, as_json: AsJson = False) -> None:
     """Stop firing a schedule until it is resumed."""
-    from tickr.scheduler.schedules import Schedules
+    from tickr.scheduler.manager import Schedules
 
     _done("paused", _run(_app(redis_url, prefix), lambda a: Schedules(a).pause(schedule_id)), as_json)
 
@@ -167,7 +145,7 @@ def pause(schedule_id: ScheduleId, redis_url: RedisUrl = None, prefix: Prefix = 
 @schedules_app.command()
 def resume(schedule_id: ScheduleId, redis_url: RedisUrl = None, prefix: Prefix = None, as_json: AsJson = False) -> None:
     """Fire a paused (or deleted) schedule again, from its next occurrence after now."""
-    from tickr.scheduler.schedules import Schedules
+    from tickr.scheduler.manager import Schedules
 
     _done("resumed", _run(_app(redis_url, prefix), lambda a: Schedules(a).resume(schedule_id)), as_json)
 
@@ -175,7 +153,7 @@ def resume(schedule_id: ScheduleId, redis_url: RedisUrl = None, prefix: Prefix =
 @schedules_app.command()
 def delete(schedule_id: ScheduleId, redis_url: RedisUrl = None, prefix: Prefix = None, as_json: AsJson = False) -> None:
     """Soft-delete a schedule: it stops firing, its history is kept; `resume` brings it back."""
-    from tickr.scheduler.schedules import Schedules
+    from tickr.scheduler.manager import Schedules
 
     _done("deleted", _run(_app(redis_url, prefix), lambda a: Schedules(a).delete(schedule_id)), as_json)
 
@@ -189,7 +167,7 @@ def next_(
     as_json: AsJson = False,
 ) -> None:
     """The next fire times, in UTC and in the schedule's timezone."""
-    from tickr.scheduler.schedules import Schedules
+    from tickr.scheduler.manager import Schedules
 
     runs = _run(_app(redis_url, prefix), lambda a: Schedules(a).next_runs(schedule_id, count))
     if as_json:
@@ -211,7 +189,7 @@ def history(
     as_json: AsJson = False,
 ) -> None:
     """Recent runs, newest first, with each job's outcome."""
-    from tickr.scheduler.schedules import Schedules
+    from tickr.scheduler.manager import Schedules
 
     page = _run(_app(redis_url, prefix), lambda a: Schedules(a).history(schedule_id, limit=limit, cursor=cursor))
     if as_json:

@@ -1,4 +1,4 @@
-"""Recurring-job schedules in Redis: the ``Schedule`` record, its hash codec, and ``ScheduleStore``.
+"""Recurring-job schedules in Redis: the ``Schedule`` hash codec and ``ScheduleStore``.
 
 All keys live under ``<prefix>:{schedules}:`` (one cluster slot); job hashes are read through their queue's keys.
 """
@@ -6,109 +6,22 @@ All keys live under ``<prefix>:{schedules}:`` (one cluster slot); job hashes are
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, fields, replace
-from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio.cluster import RedisCluster
 
-from tickr.core.job import Execution, Job, Priority
-from tickr.core.retry import Backoff
+from tickr.core.job import Job
+from tickr.core.schedule import FiredRun, FireRequest, JobTemplate, Misfire, Schedule
 from tickr.store import codec
+from tickr.store.boundary import store_boundary
 from tickr.store.keys import ScheduleKeys
-from tickr.store.store import EnqueueResult, RedisStore
+from tickr.store.replies import ScheduleDeleteCode, ScheduleFireCode, ScheduleSaveCode
+
+if TYPE_CHECKING:
+    from tickr.store.store import EnqueueResult, RedisStore
 
 FIRED_KEEP = 1_000  # newest runs kept in a schedule's history zset
 NOTIFY_KEEP = 64  # newest wake-up tokens kept in the notify zset
-
-
-class Misfire(StrEnum):
-    """What a scheduler does with occurrences that passed while no scheduler ran."""
-
-    SKIP = "skip"  # run once now for the latest missed occurrence, then continue
-    CATCH_UP = "catch_up"  # run the missed occurrences (up to max_catch_up), oldest first
-    NONE = "none"  # run none of them
-
-
-@dataclass(frozen=True, slots=True)
-class JobTemplate:
-    """The job a schedule enqueues at each occurrence (options already resolved)."""
-
-    type: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    queue: str = "default"
-    priority: Priority = Priority.DEFAULT
-    max_retries: int = 3
-    timeout: float | None = None
-    execution: Execution = Execution.AT_LEAST_ONCE
-    backoff: Backoff = field(default_factory=Backoff)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "payload": self.payload,
-            "queue": self.queue,
-            "priority": self.priority.value,
-            "max_retries": self.max_retries,
-            "timeout": self.timeout,
-            "execution": self.execution.value,
-            "backoff": self.backoff.to_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JobTemplate:
-        return cls(
-            type=data["type"],
-            payload=dict(data.get("payload") or {}),
-            queue=data.get("queue", "default"),
-            priority=Priority(data.get("priority", "default")),
-            max_retries=int(data.get("max_retries", 3)),
-            timeout=float(data["timeout"]) if data.get("timeout") is not None else None,
-            execution=Execution(data.get("execution", "at_least_once")),
-            backoff=Backoff(**data["backoff"]) if data.get("backoff") else Backoff(),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """A recurring job: when (cron, timezone), what (template), how (misfire, overlap), and its state.
-
-    Times are epoch milliseconds; ``next_run_at`` is the next occurrence not yet enqueued.
-    """
-
-    id: str
-    cron: str
-    template: JobTemplate
-    timezone: str = "UTC"
-    misfire: Misfire = Misfire.SKIP
-    max_catch_up: int = 10
-    overlap: bool = True
-    is_active: bool = True
-    deleted: bool = False
-    name: str | None = None
-    description: str | None = None
-    version: int = 0
-    created_at: int | None = None
-    updated_at: int | None = None
-    deleted_at: int | None = None
-    next_run_at: int | None = None
-    last_run_at: int | None = None
-    last_fired_at: int | None = None
-    last_job_id: str | None = None
-    last_job_queue: str | None = None
-    fired: int = 0
-    skipped_overlap: int = 0
-    misfired: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready view (times in epoch milliseconds)."""
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["template"] = self.template.to_dict()
-        out["misfire"] = self.misfire.value
-        return out
-
-    def with_changes(self, **changes: Any) -> Schedule:
-        return replace(self, **changes)
 
 
 _BOOL = {"1": True, "0": False}
@@ -190,27 +103,7 @@ def _blocking_cap(redis: Any) -> float:
     return max(0.1, float(socket_timeout) - 1.0) if socket_timeout else 3600.0
 
 
-@dataclass(frozen=True, slots=True)
-class FiredRun:
-    """One entry of a schedule's run history: the occurrence and the job it enqueued."""
-
-    fire_ms: int
-    queue: str
-    job_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class FireRequest:
-    """One compare-and-set advance: from ``expected_next`` to ``new_next``, recording ``runs`` and counters."""
-
-    schedule_id: str
-    expected_next: int
-    new_next: int
-    runs: list[FiredRun] = field(default_factory=list)
-    skipped_overlap: int = 0
-    misfired: int = 0
-
-
+@store_boundary
 class ScheduleStore:
     """The door to the schedule keys. Shares the ``RedisStore``'s client, scripts, prefix and clock."""
 
@@ -228,7 +121,7 @@ class ScheduleStore:
     # -- definitions --------------------------------------------------------------------------
     async def save(
         self, schedule: Schedule, *, mode: str, expected_version: int = 0, next_run_at: int | None = None
-    ) -> tuple[int, int]:
+    ) -> tuple[ScheduleSaveCode, int]:
         """Run ``schedule_save``: ``(code, version)`` as documented in the script header."""
         args = [
             schedule.id,
@@ -240,13 +133,13 @@ class ScheduleStore:
             *schedule_fields(schedule),
         ]
         code, version = await self.store.scripts.schedule_save(self.keys, schedule.id, args)
-        return int(code), int(version)
+        return ScheduleSaveCode(int(code)), int(version)
 
-    async def delete(self, schedule_id: str) -> int:
-        """Soft-delete: 1 deleted, 0 already deleted, -1 no such schedule."""
+    async def delete(self, schedule_id: str) -> ScheduleDeleteCode:
+        """Soft-delete a schedule."""
         args = [schedule_id, self.store.clock_arg(), NOTIFY_KEEP]
         code, _ = await self.store.scripts.schedule_delete(self.keys, schedule_id, args)
-        return int(code)
+        return ScheduleDeleteCode(int(code))
 
     async def get(self, schedule_id: str) -> Schedule | None:
         data = await self.redis.hgetall(self.keys.schedule(schedule_id))
@@ -297,7 +190,10 @@ class ScheduleStore:
             for call in calls:
                 await call
             replies = await pipe.execute()
-        return [(int(code) == 1, None if int(stored) < 0 else int(stored)) for code, stored in replies]
+        return [
+            (int(code) == ScheduleFireCode.ADVANCED, None if int(stored) < 0 else int(stored))
+            for code, stored in replies
+        ]
 
     async def enqueue_jobs(self, jobs: list[Job]) -> list[EnqueueResult]:
         """Enqueue ``jobs`` now, in one round trip (side by side on a cluster, where pipelines refuse scripts)."""

@@ -1,17 +1,21 @@
-"""The admin path for whole queues: counts and throughput, pause/resume, the dead-letter queue, workers.
+"""The admin path for whole queues: counts and throughput, pause/resume, the dead-letter queue.
 
-Job-level reads (get, list, cancel, replay, update) live in ``store/inspect.py``.
+Job-level reads (get, list, cancel, replay, update) live in ``store/job_admin.py``, workers in ``store/workers.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 from tickr.core.job import PRIORITIES
-from tickr.store.keys import QueueKeys, queues_registry, worker_info, workers_registry
-from tickr.store.store import RedisStore
+from tickr.store.boundary import store_boundary
+from tickr.store.keys import QueueKeys, queues_registry
+from tickr.store.replies import JobChangeCode
+
+if TYPE_CHECKING:
+    from tickr.store.store import RedisStore
 
 COUNTERS = (
     "enqueued",
@@ -31,7 +35,6 @@ COUNTERS = (
 THROUGHPUT_WINDOW_MS = 60_000
 RETRYING_SAMPLE = 200  # scheduled jobs read to estimate how many are retries
 DLQ_CHUNK = 500
-MAX_WORKERS_LISTED = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,17 +66,19 @@ class QueueStats:
         return self.finished_last_minute / (THROUGHPUT_WINDOW_MS / 1000)
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerInfo:
-    """A live worker, from its heartbeat registry entry."""
+class NamedPipeline:
+    """A non-transactional pipeline whose replies are read by the name each command was added under."""
 
-    id: str
-    host: str
-    pid: int | None
-    queues: list[str]
-    concurrency: int | None
-    in_flight: int | None
-    last_heartbeat_ms: int
+    def __init__(self, redis: Any) -> None:
+        self._pipe = redis.pipeline(transaction=False)
+        self._names: list[Any] = []
+
+    def add(self, name: Any, command: str, *args: Any) -> None:
+        getattr(self._pipe, command)(*args)
+        self._names.append(name)
+
+    async def execute(self) -> dict[Any, Any]:
+        return dict(zip(self._names, await self._pipe.execute(), strict=True))
 
 
 def _opt_int(value: Any) -> int | None:
@@ -83,7 +88,8 @@ def _opt_int(value: Any) -> int | None:
         return None
 
 
-class QueueInspector:
+@store_boundary
+class QueueAdmin:
     """Queue-level admin reads and writes. Shares the store's client, keys and scripts."""
 
     def __init__(self, store: RedisStore) -> None:
@@ -102,6 +108,17 @@ class QueueInspector:
         seconds, micros = await self.redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
+    async def drained(self, queues: Sequence[str]) -> bool:
+        """True when no job of ``queues`` is ready, scheduled or leased (one round trip)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in queues:
+            k = self.store.keys(queue)
+            for key in k.ready_all:
+                pipe.llen(key)
+            pipe.zcard(k.scheduled)
+            pipe.zcard(k.active)
+        return not any(await pipe.execute())
+
     async def names(self) -> list[str]:
         """Every queue name ever used, sorted."""
         members = await self.redis.smembers(queues_registry(self.store.config.prefix))
@@ -118,65 +135,59 @@ class QueueInspector:
         if not queues:
             return []
         keys = [self.store.keys(q) for q in queues]
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.time()
+        first = NamedPipeline(self.redis)
+        first.add("time", "time")
         for k in keys:
-            for ready in k.ready_all:
-                pipe.llen(ready)
-            for ready in k.ready_all:
-                pipe.lindex(ready, 0)
-            pipe.zcard(k.scheduled)
-            pipe.zcard(k.active)
-            pipe.zcard(k.dead)
-            pipe.zcard(k.done)
-            pipe.hgetall(k.stats)
-            pipe.exists(k.paused)
-            pipe.zrandmember(k.scheduled, RETRYING_SAMPLE)
-        server_time, *first = await pipe.execute()
+            q = k.queue
+            for p, ready in zip(PRIORITIES, k.ready_all, strict=True):
+                first.add((q, "queued", p.value), "llen", ready)
+                first.add((q, "head", p.value), "lindex", ready, 0)
+            first.add((q, "scheduled"), "zcard", k.scheduled)
+            first.add((q, "active"), "zcard", k.active)
+            first.add((q, "dead"), "zcard", k.dead)
+            first.add((q, "done"), "zcard", k.done)
+            first.add((q, "counters"), "hgetall", k.stats)
+            first.add((q, "paused"), "exists", k.paused)
+            first.add((q, "sample"), "zrandmember", k.scheduled, RETRYING_SAMPLE)
+        row = await first.execute()
+        server_time = row["time"]
         now = self.store.clock_arg() or int(server_time[0]) * 1000 + int(server_time[1]) // 1000
-        per_queue = len(first) // len(keys)
-        rows = [first[i * per_queue : (i + 1) * per_queue] for i in range(len(keys))]
 
-        pipe = self.redis.pipeline(transaction=False)
-        for k, row in zip(keys, rows, strict=True):
-            pipe.zcount(k.done, f"({now - THROUGHPUT_WINDOW_MS}", "+inf")
-            for head in row[4:8]:
+        second = NamedPipeline(self.redis)
+        for k in keys:
+            q = k.queue
+            second.add((q, "finished"), "zcount", k.done, f"({now - THROUGHPUT_WINDOW_MS}", "+inf")
+            for p in PRIORITIES:
+                head = row[(q, "head", p.value)]
                 if head:
-                    pipe.hget(k.job(head), "scheduled_for")
-                else:
-                    pipe.echo("")
-            sample = row[14] or []
-            for job_id in sample:
-                pipe.hget(k.job(job_id), "status")
-        second = await pipe.execute()
-        out, pos = [], 0
-        for k, row in zip(keys, rows, strict=True):
-            sample_size = len(row[14] or [])
-            chunk = second[pos : pos + 5 + sample_size]
-            pos += 5 + sample_size
-            out.append(self._queue_stats(k, row, chunk, now))
-        return out
+                    second.add((q, "waiting_since", p.value), "hget", k.job(head), "scheduled_for")
+            for i, job_id in enumerate(row[(q, "sample")] or []):
+                second.add((q, "sample_status", i), "hget", k.job(job_id), "status")
+        extra = await second.execute()
+        return [self._queue_stats(k.queue, row, extra, now) for k in keys]
 
-    def _queue_stats(self, k: QueueKeys, row: list[Any], extra: list[Any], now: int) -> QueueStats:
-        by_priority = {p.value: int(n) for p, n in zip(PRIORITIES, row[0:4], strict=True)}
-        scheduled = int(row[8])
-        sample = extra[5:]
+    @staticmethod
+    def _queue_stats(q: str, row: dict[Any, Any], extra: dict[Any, Any], now: int) -> QueueStats:
+        by_priority = {p.value: int(row[(q, "queued", p.value)]) for p in PRIORITIES}
+        scheduled = int(row[(q, "scheduled")])
+        sample = [extra[(q, "sample_status", i)] for i in range(len(row[(q, "sample")] or []))]
         retrying = sum(1 for status in sample if status == "retrying")
         if sample and scheduled > len(sample):
             retrying = round(retrying * scheduled / len(sample))
-        waiting_since = [int(v) for v in extra[1:5] if _opt_int(v) is not None]
-        raw = row[12] or {}
+        since = [_opt_int(extra.get((q, "waiting_since", p.value))) for p in PRIORITIES]
+        waiting_since = [v for v in since if v is not None]
+        raw = row[(q, "counters")] or {}
         return QueueStats(
-            name=k.queue,
-            paused=bool(row[13]),
+            name=q,
+            paused=bool(row[(q, "paused")]),
             queued=sum(by_priority.values()),
             queued_by_priority=by_priority,
             scheduled=scheduled,
             retrying=retrying,
-            active=int(row[9]),
-            dead=int(row[10]),
-            done=int(row[11]),
-            finished_last_minute=int(extra[0]),
+            active=int(row[(q, "active")]),
+            dead=int(row[(q, "dead")]),
+            done=int(row[(q, "done")]),
+            finished_last_minute=int(extra[(q, "finished")]),
             oldest_waiting_ms=max(0, now - min(waiting_since)) if waiting_since else None,
             counters={name: _opt_int(raw.get(name)) or 0 for name in COUNTERS},
             now_ms=now,
@@ -231,7 +242,7 @@ class QueueInspector:
         types = await pipe.execute()
         return [job_id for job_id, t in zip(ids, types, strict=True) if t == job_type]
 
-    async def dead_retry(self, queue: str, *, job_type: str | None = None, ids: Sequence[str] | None = None) -> int:
+    async def dead_replay(self, queue: str, *, job_type: str | None = None, ids: Sequence[str] | None = None) -> int:
         """Replay dead jobs of ``queue`` (all, or those of ``job_type`` and/or in ``ids``); returns how many."""
         s = self.store
         k = s.keys(queue)
@@ -244,7 +255,7 @@ class QueueInspector:
             for job_id in selected:
                 await s.scripts.replay(k, job_id, [job_id, s.clock_arg(), s.config.events_maxlen], pipe)
             replies = await pipe.execute()
-            replayed += sum(1 for reply in replies if int(reply[0]) == 1)
+            replayed += sum(1 for reply in replies if int(reply[0]) == JobChangeCode.DONE)
         return replayed
 
     async def dead_purge(self, queue: str, *, job_type: str | None = None, ids: Sequence[str] | None = None) -> int:
@@ -277,34 +288,3 @@ class QueueInspector:
                 await pipe.execute()
             purged += len(doomed)
         return purged
-
-    # -- workers --------------------------------------------------------------------------------
-    async def workers(self) -> list[WorkerInfo]:
-        """Workers whose heartbeat entry has not expired, most recent heartbeat first."""
-        prefix = self.store.config.prefix
-        entries = cast(
-            "list[tuple[str, float]]",
-            await self.redis.zrevrange(workers_registry(prefix), 0, MAX_WORKERS_LISTED - 1, withscores=True),
-        )
-        if not entries:
-            return []
-        pipe = self.redis.pipeline(transaction=False)
-        for worker_id, _ in entries:
-            pipe.hgetall(worker_info(str(worker_id), prefix))
-        infos = await pipe.execute()
-        out = []
-        for (worker_id, score), info in zip(entries, infos, strict=True):
-            if not info:  # expired: the worker stopped beating
-                continue
-            out.append(
-                WorkerInfo(
-                    id=str(worker_id),
-                    host=str(info.get("host", "")),
-                    pid=_opt_int(info.get("pid")),
-                    queues=[q for q in str(info.get("queues", "")).split(",") if q],
-                    concurrency=_opt_int(info.get("concurrency")),
-                    in_flight=_opt_int(info.get("in_flight")),
-                    last_heartbeat_ms=int(score),
-                )
-            )
-        return out

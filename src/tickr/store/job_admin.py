@@ -1,6 +1,6 @@
 """The admin path to Redis for jobs: find, read and list jobs (cursor paging), cancel, replay, update.
 
-Queue-level reads and writes (counts, pause, dead-letter queue, workers) live in ``store/queues.py``.
+Queue-level reads and writes (counts, pause, dead-letter queue) live in ``store/queue_admin.py``.
 """
 
 from __future__ import annotations
@@ -10,15 +10,19 @@ import binascii
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
 from tickr.core.errors import InvalidState, JobNotFound, ValidationError
 from tickr.core.job import PRIORITIES, Job, JobState
 from tickr.store import codec
-from tickr.store.keys import QueueKeys, queues_registry
-from tickr.store.store import RedisStore
+from tickr.store.boundary import store_boundary
+from tickr.store.keys import QueueKeys
+from tickr.store.replies import JobChangeCode
+
+if TYPE_CHECKING:
+    from tickr.store.store import RedisStore
 
 # Where jobs wait, in listing order within a queue. A job hash says its state; these say where to look.
 KINDS = ("active", *(f"ready:{p.value}" for p in PRIORITIES), "scheduled", "dead", "done")
@@ -109,7 +113,8 @@ def decode_cursor(cursor: str) -> tuple[tuple[str, int], Position]:
     raise _bad_cursor()
 
 
-class Inspector:
+@store_boundary
+class JobAdmin:
     """Read and administer jobs and queues. Shares the store's client, keys and scripts."""
 
     def __init__(self, store: RedisStore) -> None:
@@ -118,8 +123,7 @@ class Inspector:
 
     async def queues(self) -> list[str]:
         """Every queue name ever enqueued to, sorted."""
-        members = await self.redis.smembers(queues_registry(self.store.config.prefix))
-        return sorted(str(m) for m in members)
+        return await self.store.queues.names()
 
     async def locate(self, job_id: str, queue: str | None = None) -> str:
         """The queue holding job ``job_id``; ``JobNotFound`` if none does."""
@@ -158,10 +162,10 @@ class Inspector:
         return codec.job_from_hash(job_id, queue, codec.pairs_to_dict([x for kv in data.items() for x in kv]))
 
     def _check(self, job_id: str, reply: list[Any], operation: str) -> str:
-        code, status = int(reply[0]), str(reply[1])
-        if code == -1:
+        code, status = JobChangeCode(int(reply[0])), str(reply[1])
+        if code is JobChangeCode.NO_SUCH_JOB:
             raise JobNotFound(job_id)
-        if code == -2:
+        if code is JobChangeCode.WRONG_STATE:
             raise InvalidState(job_id, status, operation)
         return status
 
@@ -177,7 +181,7 @@ class Inspector:
         queue = await self.locate(job_id, queue)
         s = self.store
         args = [job_id, s.clock_arg(), s.config.events_maxlen]
-        return self._check(job_id, await s.scripts.replay(s.keys(queue), job_id, args), "retry")
+        return self._check(job_id, await s.scripts.replay(s.keys(queue), job_id, args), "replay")
 
     async def update(
         self,

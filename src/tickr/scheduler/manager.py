@@ -15,11 +15,13 @@ from zoneinfo import ZoneInfo
 from tickr.core.cron import CronSpec, from_ms, next_fire_ms, parse_schedule
 from tickr.core.errors import JobNotFound, ValidationError
 from tickr.core.factory import new_job_id
-from tickr.store.schedules import JobTemplate, Misfire, Schedule, ScheduleStore
-from tickr.store.store import RedisStore
+from tickr.core.schedule import JobTemplate, Misfire, Schedule
+from tickr.store.replies import ScheduleDeleteCode, ScheduleSaveCode
 
 if TYPE_CHECKING:
-    from tickr.app import App
+    from tickr.store.schedule_store import ScheduleStore
+    from tickr.store.store import RedisStore
+    from tickr.tasks import TaskCatalog
 
 SCHEDULE_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_CATCH_UP = 1_000
@@ -71,11 +73,11 @@ class HistoryPage:
 
 
 class Schedules:
-    """Schedule management on top of an ``App`` (task defaults, store, prefix)."""
+    """Schedule management for an app's tasks (``App`` or any ``TaskCatalog``: task defaults, store)."""
 
-    def __init__(self, app: App, store: RedisStore | None = None) -> None:
+    def __init__(self, app: TaskCatalog, store: RedisStore | None = None) -> None:
         self.app = app
-        self.db = ScheduleStore(store or app.store)
+        self.db: ScheduleStore = (store or app.store).schedules
 
     # -- create -------------------------------------------------------------------------------
     async def create(
@@ -115,7 +117,7 @@ class Schedules:
         )
         next_run = await self._next_after_now(schedule)
         code, _ = await self.db.save(schedule, mode="create", next_run_at=next_run)
-        if code == -1:
+        if code is ScheduleSaveCode.EXISTS:
             raise ValidationError(f"schedule {schedule.id!r} already exists", {"id": "already exists"})
         return await self.require(schedule.id)
 
@@ -202,7 +204,7 @@ class Schedules:
         a paused or deleted schedule stays so). Idempotent; for ``@app.task(cron=...)`` definitions."""
         code, _ = await self.db.save(schedule, mode="ensure", next_run_at=await self._next_after_now(schedule))
         current = await self.require(schedule.id)
-        if code == 1 or _same_definition(current, schedule):
+        if code is ScheduleSaveCode.SAVED or _same_definition(current, schedule):
             return current
         changes = {
             "cron": schedule.cron,
@@ -328,9 +330,9 @@ class Schedules:
             recompute = resumed or (new.cron, new.timezone) != (current.cron, current.timezone)
             next_run = await self._next_after_now(new) if recompute else None
             code, _ = await self.db.save(new, mode="update", expected_version=current.version, next_run_at=next_run)
-            if code == -2:
+            if code is ScheduleSaveCode.NO_SUCH_SCHEDULE:
                 raise JobNotFound(schedule_id)
-            if code == 1:
+            if code is ScheduleSaveCode.SAVED:
                 return await self.require(schedule_id)
         raise ValidationError("schedule is being changed concurrently; try again", {"id": "concurrent update"})
 
@@ -344,7 +346,10 @@ class Schedules:
 
     async def delete(self, schedule_id: str) -> Schedule:
         """Soft delete: the schedule stops, ``deleted_at`` is set, its history is kept; ``resume`` undoes it."""
-        if not SCHEDULE_ID_RE.match(schedule_id) or await self.db.delete(schedule_id) == -1:
+        if (
+            not SCHEDULE_ID_RE.match(schedule_id)
+            or await self.db.delete(schedule_id) is ScheduleDeleteCode.NO_SUCH_SCHEDULE
+        ):
             raise JobNotFound(schedule_id)
         return await self.require(schedule_id)
 
