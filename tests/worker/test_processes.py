@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,16 +29,18 @@ class Workers:
         self.queue = queue
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *args: str, lease: float = 1.0, grace: float = 30.0) -> subprocess.Popen[bytes]:
+    def start(
+        self, *args: str, lease: float = 1.0, grace: float = 30.0, log_level: str = "WARNING", **popen: Any
+    ) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             "TICKR_REDIS_URL": self.redis_url,
             "TICKR_LEASE_SECONDS": str(lease),
             "TICKR_SHUTDOWN_GRACE_SECONDS": str(grace),
-            "TICKR_LOG_LEVEL": "WARNING",
+            "TICKR_LOG_LEVEL": log_level,
         }
         cmd = [sys.executable, "-m", "tickr", "worker", "tests.apps.sample:app", "--queues", self.queue, *args]
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, **popen)
         self.procs.append(proc)
         return proc
 
@@ -216,3 +219,53 @@ async def test_workers_follow_a_supervisor_killed_with_sigkill(sample_app: App, 
         return all(_gone(pid) for pid in pids)
 
     assert await wait_for(all_gone, timeout=20)
+
+
+async def _all(app: App, ids: list[str], wanted: JobState) -> bool:
+    return all([await state(app, job_id) == wanted for job_id in ids])
+
+
+async def _serving(app: App, queue: str, n: int) -> bool:
+    """``n`` worker processes registered on ``queue``: started, signal handlers installed."""
+    found = 0
+    for worker_id in await app.store.redis.zrange("tickr:workers", 0, -1):
+        info = await app.store.redis.hgetall(f"tickr:worker:{worker_id}")
+        found += info.get("queues") == queue
+    return found >= n
+
+
+async def test_one_ctrl_c_in_a_terminal_is_a_graceful_stop(sample_app: App, queue: str, workers: Workers) -> None:
+    # A terminal sends SIGINT to its whole foreground process group: the supervisor gets its own
+    # session here, so the group holds it (and, before the fix, its children) but not the test runner.
+    supervisor = workers.start("--processes", "2", "--concurrency", "2", start_new_session=True)
+    await wait_for(lambda: _serving(sample_app, queue, 2), timeout=20)  # a child still importing dies on SIGINT
+    ids = await sample_app.enqueue_many([{"type": "sleep", "payload": {"ms": 1500}, "queue": queue}] * 2)
+    await wait_for(lambda: _all(sample_app, ids, JobState.ACTIVE), timeout=20)
+    os.killpg(supervisor.pid, signal.SIGINT)
+    assert await asyncio.to_thread(supervisor.wait, 30) == 0
+    for job_id in ids:
+        assert await state(sample_app, job_id) == JobState.SUCCEEDED, "a single Ctrl+C handed a running job back"
+
+
+async def test_a_second_ctrl_c_hands_running_jobs_back(
+    sample_app: App, queue: str, workers: Workers, tmp_path: Path
+) -> None:
+    log = tmp_path / "stderr"
+    with log.open("wb") as stderr:
+        supervisor = workers.start(
+            "--processes", "2", "--concurrency", "2", log_level="INFO", start_new_session=True, stderr=stderr
+        )
+    await wait_for(lambda: _serving(sample_app, queue, 2), timeout=20)
+    ids = await sample_app.enqueue_many([{"type": "sleep", "payload": {"ms": 60_000}, "queue": queue}] * 2)
+    await wait_for(lambda: _all(sample_app, ids, JobState.ACTIVE), timeout=20)
+    os.killpg(supervisor.pid, signal.SIGINT)
+
+    async def both_stopping() -> bool:
+        return log.read_text().count("stopping: finishing") >= 2
+
+    await wait_for(both_stopping, timeout=10)
+    assert supervisor.poll() is None, "the first Ctrl+C did not wait for the running jobs"
+    os.killpg(supervisor.pid, signal.SIGINT)
+    assert await asyncio.to_thread(supervisor.wait, 15) == 0
+    for job_id in ids:
+        assert await state(sample_app, job_id) == JobState.QUEUED
