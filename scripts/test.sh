@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs tickr with its test dependencies into .venv and runs every check: lint, types, the test suite,
+# Installs tickr with its test dependencies into .venv and runs every check: lint, types, import layers, the test suite,
 # and the soak tests in their short form. Needs only Python 3.11+; Redis is optional (tests start the
 # embedded Valkey when none answers on 127.0.0.1:6379).
 set -euo pipefail
@@ -11,5 +11,6 @@ PY=${PYTHON:-python3}
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
 .venv/bin/mypy
+.venv/bin/lint-imports
 .venv/bin/pytest "$@"
 TICKR_SOAK_SHORT=1 .venv/bin/pytest -m soak "$@"

@@ -75,3 +75,23 @@ def test_queue_names_that_break_hash_tags_are_refused() -> None:
     for bad in ("a{b", "a}b", "a:b", "", "x" * 65):
         with pytest.raises(ValidationError):
             QueueKeys(bad)
+
+
+CODES_RE = re.compile(r"^\s*Codes \((\w+)\): (.+)$", re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+def test_reply_codes_in_the_header_match_the_python_enum(name: str) -> None:
+    from tickr.store import replies
+
+    header = (LUA_DIR / f"{name}.lua").read_text().split("]]", 1)[0]
+    found = CODES_RE.findall(header)
+    expected = replies.SCRIPT_CODES.get(name)
+    if expected is None:
+        assert not found, f"{name} declares codes but tickr.store.replies.SCRIPT_CODES has no enum for it"
+        return
+    assert len(found) == 1, f"{name}: the header must declare its codes once, as 'Codes (EnumName): 1 NAME, ...'"
+    enum_name, listing = found[0]
+    assert enum_name == expected.__name__
+    declared = {member.split()[1]: int(member.split()[0]) for member in listing.split(", ")}
+    assert declared == {m.name: m.value for m in expected}, f"{name}: header and {enum_name} disagree"

@@ -227,7 +227,7 @@ class JobPatch(_JobFields):
     http_body: JsonValue = None
 
 
-class DeadRetryIn(Body):
+class DeadReplayIn(Body):
     """Which dead jobs to replay: all when empty; else those of ``type`` and/or with these ``ids``."""
 
     type: str | None = Field(None, pattern=TYPE_PATTERN)

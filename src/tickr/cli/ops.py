@@ -139,7 +139,9 @@ def _state_change(verb: str, call: Callable[[App, str], Awaitable[str]]) -> Call
 
 
 jobs_cli.command("cancel")(_state_change("cancel (if not started)", lambda app, job_id: app.cancel(job_id)))
-jobs_cli.command("retry")(_state_change("retry (a dead, lost or cancelled)", lambda app, job_id: app.replay(job_id)))
+_replay = _state_change("replay (a dead, lost or cancelled)", lambda app, job_id: app.replay(job_id))
+jobs_cli.command("replay")(_replay)
+jobs_cli.command("retry", help="Alias of `tickr jobs replay`.")(_replay)
 
 
 def queues(redis_url: RedisOpt = None, as_json: JsonOpt = False) -> None:

@@ -102,7 +102,7 @@ async def run_bench(config: BenchConfig, progress: Progress = lambda _: None) ->
     with redis_target(config.redis_url) as url:
         app = App(settings=Settings(redis_url=url))
         try:
-            machine = await describe(app.store.redis, url_given=bool(config.redis_url))
+            machine = await describe(app, url_given=bool(config.redis_url))
         finally:
             await app.close()
         collected: dict[str, list[sc.Outcome]] = {}

@@ -17,7 +17,7 @@ import httpx
 from tickr.app import App
 from tickr.config import Settings
 from tickr.loadgen.scenarios import percentile, read_jobs
-from tickr.loadgen.target import WorkerProcess, delete_queue, new_queue, running
+from tickr.loadgen.target import WorkerProcess, new_queue, running
 
 SHORT_BACKOFF = {"base": 0.01, "max": 0.1, "jitter": 1.0}
 MIX_TYPES = ("noop", "flaky", "fail", "sleep")
@@ -141,9 +141,8 @@ async def submit(
 
 async def finished_count(app: App, queue: str) -> tuple[int, dict[str, int]]:
     """Jobs that reached a final state (succeeded or dead) and the queue's counters."""
-    raw = await app.store.redis.hgetall(f"tickr:{{{queue}}}:stats")
-    stats = {str(k): int(v) for k, v in raw.items() if str(v).lstrip("-").isdigit()}
-    return stats.get("succeeded", 0) + stats.get("dead", 0), stats
+    stats = await app.store.queues.counters(queue)
+    return stats["succeeded"] + stats["dead"], stats
 
 
 def _workers_label(config: LoadConfig) -> str:
@@ -159,7 +158,7 @@ async def report(app: App, queue: str, ids: list[str], elapsed: float, config: L
     client's wall time, only when the hashes lack them); wait is measured on first attempts only.
     """
     fields = ["status", "attempt", "created_at", "started_at", "finished_at"]
-    rows = await read_jobs(app.store.redis, queue, ids, fields)
+    rows = await read_jobs(app, queue, ids, fields)
     _, stats = await finished_count(app, queue)
     run_ms = [int(r["finished_at"]) - int(r["started_at"]) for r in rows if r["finished_at"] and r["started_at"]]
     first = [r for r in rows if r["attempt"] == "1" and r["started_at"] and r["created_at"]]
@@ -221,5 +220,5 @@ async def run_load(config: LoadConfig, on_progress: Callable[[int, int, int], No
         return result
     finally:
         if not config.keep and config.queue is None:
-            await delete_queue(app.store.redis, queue)
+            await app.store.queues.delete(queue)
         await app.close()

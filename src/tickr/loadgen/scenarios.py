@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from tickr.app import App
 from tickr.config import Settings
 from tickr.loadgen.probe import APP_SPEC, PROBE
-from tickr.loadgen.target import WorkerProcess, delete_queue, new_queue, private_valkey, running
+from tickr.loadgen.target import WorkerProcess, new_queue, private_valkey, running
 
 CHUNK = 1_000
 
@@ -50,25 +49,18 @@ async def fill(app: App, queue: str, n: int, job_type: str = "noop") -> list[str
     return ids
 
 
-async def read_jobs(redis: Redis, queue: str, ids: Sequence[str], fields: Sequence[str]) -> list[dict[str, str]]:
-    """``fields`` of every job hash in ``ids`` (missing ones as ""), read in pipelined chunks."""
-    rows: list[dict[str, str]] = []
-    for start in range(0, len(ids), 5_000):
-        pipe = redis.pipeline(transaction=False)
-        for job_id in ids[start : start + 5_000]:
-            pipe.hmget(f"tickr:{{{queue}}}:job:{job_id}", list(fields))
-        for values in await pipe.execute():
-            rows.append({name: value or "" for name, value in zip(fields, values, strict=True)})
-    return rows
+async def read_jobs(app: App, queue: str, ids: Sequence[str], fields: Sequence[str]) -> list[dict[str, str]]:
+    """``fields`` of every job hash in ``ids`` (missing ones as "")."""
+    return await app.store.jobs.fields(queue, ids, fields)
 
 
-async def wait_finished(redis: Redis, queue: str, count: int, within: float) -> int:
-    """Wait until ``count`` jobs of ``queue`` succeeded or died (the ``stats`` counters); returns how many did."""
+async def wait_finished(app: App, queue: str, count: int, within: float) -> int:
+    """Wait until ``count`` jobs of ``queue`` succeeded or died (the queue's counters); returns how many did."""
     deadline = time.monotonic() + within
     done = 0
     while time.monotonic() < deadline:
-        succeeded, dead = await redis.hmget(f"tickr:{{{queue}}}:stats", ["succeeded", "dead"])
-        done = int(succeeded or 0) + int(dead or 0)
+        counters = await app.store.queues.counters(queue)
+        done = counters["succeeded"] + counters["dead"]
         if done >= count:
             return done
         await asyncio.sleep(0.02)
@@ -82,7 +74,7 @@ async def with_app(url: str, body: Callable[[App, str], Awaitable[Outcome]]) -> 
     try:
         return await body(app, queue)
     finally:
-        await delete_queue(app.store.redis, queue)
+        await app.store.queues.delete(queue)
         await app.close()
 
 
@@ -125,7 +117,7 @@ async def drain(url: str, n: int, processes: int = 1, limit_s: float = 600.0) ->
         ids = await fill(app, queue, n)
         worker = WorkerProcess(url, queue, burst=True, processes=processes).start()
         code = await asyncio.to_thread(worker.wait, limit_s)
-        rows = await read_jobs(app.store.redis, queue, ids, ["status", "started_at", "finished_at"])
+        rows = await read_jobs(app, queue, ids, ["status", "started_at", "finished_at"])
         succeeded = sum(1 for row in rows if row["status"] == "succeeded")
         starts = [int(row["started_at"]) for row in rows if row["started_at"]]
         ends = [int(row["finished_at"]) for row in rows if row["finished_at"]]
@@ -155,7 +147,7 @@ async def _paced(count: int, rate: float, send: Callable[[int], Awaitable[None]]
 async def _probe_worker_ready(app: App, queue: str) -> None:
     """Run one probe job through the worker, so it is connected, warm and waiting."""
     await app.enqueue(PROBE, {}, queue=queue)
-    if await wait_finished(app.store.redis, queue, 1, within=60) < 1:
+    if await wait_finished(app, queue, 1, within=60) < 1:
         raise RuntimeError("the benchmark worker did not start")
 
 
@@ -187,8 +179,8 @@ async def latency(url: str, n: int = 500, rate: float = 200.0) -> Outcome:
         with running([worker]):
             await _probe_worker_ready(app, queue)
             await _paced(n, rate, send)
-            finished = await wait_finished(app.store.redis, queue, n + 1, within=60)
-        rows = await read_jobs(app.store.redis, queue, ids, ["result", "created_at", "started_at"])
+            finished = await wait_finished(app, queue, n + 1, within=60)
+        rows = await read_jobs(app, queue, ids, ["result", "created_at", "started_at"])
         waits = [(orjson.loads(row["result"])["t"] - sent[i]) * 1000 for i, row in enumerate(rows) if row["result"]]
         server = [int(r["started_at"]) - int(r["created_at"]) for r in rows if r["started_at"] and r["created_at"]]
         metrics = _ms_stats("", waits)
@@ -218,8 +210,8 @@ async def delayed(url: str, n: int = 200, ahead: float = 2.0, rate: float = 100.
         with running([worker]):
             await _probe_worker_ready(app, queue)
             await _paced(n, rate, send)
-            await wait_finished(app.store.redis, queue, n + 1, within=ahead + 60)
-        rows = await read_jobs(app.store.redis, queue, ids, ["result"])
+            await wait_finished(app, queue, n + 1, within=ahead + 60)
+        rows = await read_jobs(app, queue, ids, ["result"])
         late = [(orjson.loads(row["result"])["t"] - due[i]) * 1000 for i, row in enumerate(rows) if row["result"]]
         metrics = _ms_stats("", late)
         metrics["early"] = float(sum(1 for value in late if value < 0))
@@ -234,22 +226,20 @@ async def memory(n: int = 100_000) -> Outcome:
     with private_valkey() as url:
 
         async def body(app: App, queue: str) -> Outcome:
-            redis = app.store.redis
             ids = await fill(app, queue, 1)  # the queue's own keys (stats, marker, events) exist first
-            before = int((await redis.info("memory"))["used_memory"])
+            before = await app.store.diagnostics.used_memory()
             ids += await fill(app, queue, n)
-            after = int((await redis.info("memory"))["used_memory"])
-            sample = f"tickr:{{{queue}}}:job:{ids[-1]}"
-            events = f"tickr:{{{queue}}}:events"
+            after = await app.store.diagnostics.used_memory()
+            footprint = await app.store.diagnostics.footprint(queue, ids[-1])
             return Outcome(
                 {
                     "bytes_per_job": (after - before) / n,
-                    "job_hash_bytes": float(await redis.memory_usage(sample) or 0),
-                    "events_stream_bytes": float(await redis.memory_usage(events) or 0),
-                    "events_len": float(await redis.xlen(events)),
+                    "job_hash_bytes": float(footprint["job_hash_bytes"]),
+                    "events_stream_bytes": float(footprint["events_stream_bytes"]),
+                    "events_len": float(footprint["events_len"]),
                 },
                 {
-                    "job_encoding": str(await redis.object("encoding", sample)),
+                    "job_encoding": str(footprint["job_encoding"]),
                     "events_maxlen": str(app.settings.events_maxlen),
                     "jobs": str(n),
                 },

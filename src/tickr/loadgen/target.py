@@ -17,10 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
-
+from tickr.app import App
 from tickr.runtime.embedded import EmbeddedValkey
-from tickr.store.keys import queues_registry
 
 
 def new_queue() -> str:
@@ -48,21 +46,6 @@ def private_valkey() -> Iterator[str]:
             yield server.url
         finally:
             server.stop()
-
-
-async def delete_queue(redis: Redis, queue: str, prefix: str = "tickr") -> int:
-    """Delete every key of ``queue`` (``<prefix>:{queue}:*``) and its registry entry; returns keys removed."""
-    removed = 0
-    batch: list[str] = []
-    async for key in redis.scan_iter(match=f"{prefix}:{{{queue}}}:*", count=5000):
-        batch.append(key)
-        if len(batch) >= 2000:
-            removed += int(await redis.unlink(*batch))
-            batch = []
-    if batch:
-        removed += int(await redis.unlink(*batch))
-    await redis.srem(queues_registry(prefix), queue)
-    return removed
 
 
 @dataclass
@@ -154,11 +137,9 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-async def describe(redis: Redis, url_given: bool) -> dict[str, Any]:
+async def describe(app: App, url_given: bool) -> dict[str, Any]:
     """Versions, server and machine facts that a benchmark report must name."""
-    info = await redis.info("server")
-    memory = await redis.info("memory")
-    server = "valkey" if "valkey_version" in info else "redis"
+    server = await app.store.diagnostics.server()
     return {
         "tickr": _version("tickr"),
         "python": platform.python_version(),
@@ -166,8 +147,8 @@ async def describe(redis: Redis, url_given: bool) -> dict[str, Any]:
         "hiredis": _version("hiredis"),
         "uvloop": _version("uvloop"),
         "orjson": _version("orjson"),
-        "server": f"{server} {info.get('valkey_version') or info.get('redis_version')}",
-        "server_allocator": memory.get("mem_allocator", "?"),
+        "server": server["server"],
+        "server_allocator": server["allocator"],
         "server_source": "given --redis-url" if url_given else "private embedded Valkey",
         "cpu": _cpu_model(),
         "cores": os.cpu_count() or 0,

@@ -153,6 +153,18 @@ class JobAdmin:
                 out.append(None)
         return out
 
+    async def fields(self, queue: str, ids: Sequence[str], names: Sequence[str]) -> list[dict[str, str]]:
+        """Raw ``names`` fields of each job hash in ``ids`` ("" where missing), in pipelined chunks of 5,000."""
+        k = self.store.keys(queue)
+        rows: list[dict[str, str]] = []
+        for start in range(0, len(ids), 5_000):
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in ids[start : start + 5_000]:
+                pipe.hmget(k.job(job_id), list(names))
+            for values in await pipe.execute():
+                rows.append({name: value or "" for name, value in zip(names, values, strict=True)})
+        return rows
+
     async def get_job(self, job_id: str, queue: str | None = None) -> Job:
         """The job ``job_id`` as stored now."""
         queue = await self.locate(job_id, queue)

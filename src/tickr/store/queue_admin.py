@@ -108,6 +108,28 @@ class QueueAdmin:
         seconds, micros = await self.redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
+    async def counters(self, queue: str) -> dict[str, int]:
+        """The queue's counters (``enqueued``, ``succeeded``, ``dead``, ...), 0 for those never counted."""
+        raw = await self.redis.hgetall(self.store.keys(queue).stats)
+        return {name: _opt_int(raw.get(name)) or 0 for name in COUNTERS}
+
+    async def delete(self, queue: str) -> int:
+        """Delete every key of ``queue`` (jobs, lists, events, counters) and its registry entry; returns keys removed.
+
+        For benchmarks and tests on a shared server; it does not stop workers that serve the queue.
+        """
+        removed = 0
+        batch: list[str] = []
+        async for key in self.redis.scan_iter(match=self.store.keys(queue).base + "*", count=5000):
+            batch.append(key)
+            if len(batch) >= 2000:
+                removed += int(await self.redis.unlink(*batch))
+                batch = []
+        if batch:
+            removed += int(await self.redis.unlink(*batch))
+        await self.redis.srem(queues_registry(self.store.config.prefix), queue)
+        return removed
+
     async def drained(self, queues: Sequence[str]) -> bool:
         """True when no job of ``queues`` is ready, scheduled or leased (one round trip)."""
         pipe = self.redis.pipeline(transaction=False)

@@ -6,6 +6,7 @@
     store.schedules  ScheduleStore   (schedule_store.py)  recurring-job records and firing
     store.workers    WorkerRegistry  (workers.py)         heartbeat entries
     store.clock      ServerClock     (clock.py)           the Redis server's time, as seen from here
+    store.diagnostics Diagnostics    (diagnostics.py)     server facts and memory footprint, for benchmarks
 
 Every public coroutine raises tickr's ``StoreUnavailable``/``StoreError``, never a redis-py error.
 """
@@ -24,6 +25,7 @@ from tickr.store import codec
 from tickr.store.boundary import store_boundary
 from tickr.store.clock import ServerClock
 from tickr.store.connection import Script, ScriptLane
+from tickr.store.diagnostics import Diagnostics
 from tickr.store.job_admin import JobAdmin
 from tickr.store.keys import DEFAULT_PREFIX, QueueKeys, queues_registry
 from tickr.store.queue_admin import QueueAdmin
@@ -118,6 +120,7 @@ class RedisStore:
         self.queues = QueueAdmin(self)
         self.schedules = ScheduleStore(self)
         self.workers = WorkerRegistry(self)
+        self.diagnostics = Diagnostics(self)
         self._keys: dict[str, QueueKeys] = {}
         self._registered_queues: set[str] = set()
         # Hot-path scripts run on the lane (a cluster client has no single pool: it goes direct).

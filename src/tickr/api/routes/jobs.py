@@ -1,4 +1,4 @@
-"""Job routes: submit (one, a batch, the ``/tasks`` alias), list, read, change, cancel, retry.
+"""Job routes: submit (one, a batch, the ``/tasks`` alias), list, read, change, cancel, replay (alias ``retry``).
 
 A body with ``cron`` makes a recurring job, and ``GET|PATCH|DELETE /jobs/{id}`` also address recurring
 jobs (schedules): the id tells which. Their own routes (next runs, history) are in ``routes/recurring.py``.
@@ -214,7 +214,7 @@ async def _cancel(job_id: str, inspector: JobAdmin, queue: str | None) -> JobOut
     return JobOut.of(await inspector.get_job(job_id, queue))
 
 
-async def _retry(job_id: str, inspector: JobAdmin, queue: str | None) -> JobOut:
+async def _replay(job_id: str, inspector: JobAdmin, queue: str | None) -> JobOut:
     queue = await inspector.locate(job_id, queue)
     await inspector.replay(job_id, queue)
     return JobOut.of(await inspector.get_job(job_id, queue))
@@ -242,7 +242,13 @@ async def cancel_job(
     return await _one_off(job_id, schedules, _cancel(job_id, inspector, queue))
 
 
-@router.post("/jobs/{job_id}/retry", responses=problem_responses(404, 409))
-async def retry_job(job_id: JobId, inspector: InspectorDep, schedules: SchedulesDep, queue: QueueHint = None) -> JobOut:
-    """Run a dead, lost or cancelled job again, with fresh attempts (409 in any other state)."""
-    return await _one_off(job_id, schedules, _retry(job_id, inspector, queue))
+@router.post("/jobs/{job_id}/replay", responses=problem_responses(404, 409))
+@router.post("/jobs/{job_id}/retry", responses=problem_responses(404, 409), summary="Replay Job (alias)")
+async def replay_job(
+    job_id: JobId, inspector: InspectorDep, schedules: SchedulesDep, queue: QueueHint = None
+) -> JobOut:
+    """Run a dead, lost or cancelled job again, with fresh attempts (409 in any other state).
+
+    ``POST .../retry`` is an alias of ``POST .../replay`` (the word other job systems use).
+    """
+    return await _one_off(job_id, schedules, _replay(job_id, inspector, queue))

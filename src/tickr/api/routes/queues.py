@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from tickr.api.deps import InspectorDep, QueuesDep
-from tickr.api.models import QUEUE_PATTERN, TYPE_PATTERN, DeadRetryIn
+from tickr.api.models import QUEUE_PATTERN, TYPE_PATTERN, DeadReplayIn
 from tickr.api.problems import Problem
 from tickr.api.views import CountOut, JobListOut, JobOut, QueueListOut, QueueOut, QueueStatsOut, problem_responses
 from tickr.core.job import JobState
@@ -66,10 +66,14 @@ async def list_dead(
     return JobListOut(jobs=[JobOut.of(job) for job in page.jobs], next_cursor=page.next_cursor)
 
 
-@router.post("/queues/{queue}/dead/retry", responses=problem_responses(413, 422))
-async def retry_dead(queue: QueueName, queues: QueuesDep, selection: DeadRetryIn | None = None) -> CountOut:
-    """Replay dead jobs: all of them, or those of ``type`` and/or with these ``ids``. Returns how many."""
-    selection = selection or DeadRetryIn()
+@router.post("/queues/{queue}/dead/replay", responses=problem_responses(413, 422))
+@router.post("/queues/{queue}/dead/retry", responses=problem_responses(413, 422), summary="Replay Dead (alias)")
+async def replay_dead(queue: QueueName, queues: QueuesDep, selection: DeadReplayIn | None = None) -> CountOut:
+    """Replay dead jobs: all of them, or those of ``type`` and/or with these ``ids``. Returns how many.
+
+    ``POST .../dead/retry`` is an alias of ``POST .../dead/replay``.
+    """
+    selection = selection or DeadReplayIn()
     return CountOut(count=await queues.dead_replay(queue, job_type=selection.type, ids=selection.ids))
 
 

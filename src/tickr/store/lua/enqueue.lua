@@ -16,6 +16,7 @@
   ARGV[6] events stream max length (0 = no events)
   ARGV[7..] job hash field, value pairs
   Returns: {1, id, status} created; {0, existing id, ""} idempotency key already known
+  Codes (EnqueueCode): 1 CREATED, 0 EXISTING
 ]]
 --- @include "common"
 

@@ -16,6 +16,7 @@
   ARGV[7] 1 = permanent (no retry), else 0
   ARGV[8] events stream max length
   Returns: {1, due ms} retrying; {2, 0} dead; {-1, 0} stale lease, refused
+  Codes (FailCode): 1 RETRYING, 2 DEAD, -1 STALE
 ]]
 --- @include "common"
 --- @include "lease"

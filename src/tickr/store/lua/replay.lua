@@ -15,6 +15,7 @@
   ARGV[2] now ms (0 = Redis TIME)
   ARGV[3] events stream max length
   Returns: {1, 'queued'}; {-1, ''} no such job; {-2, status} the job's state does not allow it
+  Codes (JobChangeCode): 1 DONE, -1 NO_SUCH_JOB, -2 WRONG_STATE
 ]]
 --- @include "common"
 

@@ -9,6 +9,7 @@
   ARGV[2] now ms (0 = Redis TIME)
   ARGV[3] most wake-up tokens kept in KEYS[3]
   Returns: {1, version} deleted; {0, version} it was deleted already; {-1, 0} no such schedule
+  Codes (ScheduleDeleteCode): 1 DELETED, 0 ALREADY_DELETED, -1 NO_SUCH_SCHEDULE
 ]]
 --- @include "common"
 --- @include "schedule"

@@ -15,6 +15,7 @@
   ARGV[8..] fire ms, queue, job id triples of the enqueued jobs, oldest first
   Returns: {1, new next_run_at} advanced; {0, stored next_run_at or -1} refused: the schedule
            moved on, was changed, paused or deleted (nothing recorded)
+  Codes (ScheduleFireCode): 1 ADVANCED, 0 REFUSED
 ]]
 --- @include "common"
 

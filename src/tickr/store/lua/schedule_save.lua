@@ -15,6 +15,7 @@
   ARGV[7..] hash field, value pairs to set
   Returns: {1, version} saved; {0, version} "ensure" found it already; {-1, version} it exists
            ("create"); {-2, 0} no such schedule ("update"); {-3, version} version conflict ("update")
+  Codes (ScheduleSaveCode): 1 SAVED, 0 ALREADY, -1 EXISTS, -2 NO_SUCH_SCHEDULE, -3 VERSION_CONFLICT
 ]]
 --- @include "common"
 --- @include "schedule"

@@ -16,6 +16,7 @@
   ARGV[5] new payload JSON ("" = unchanged)
   ARGV[6] events stream max length
   Returns: {1, status}; {-1, ''} no such job; {-2, status} the job's state does not allow it
+  Codes (JobChangeCode): 1 DONE, -1 NO_SUCH_JOB, -2 WRONG_STATE
 ]]
 --- @include "common"
 
