@@ -238,11 +238,6 @@ def test_raw_payload_handler_refuses_anything_else(args: tuple[Any, ...], kwargs
 # --------------------------------------------------------------------------- known bugs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with *args in the signature, a keyword given for a later defaulted parameter is passed "
-    "by position at run time and lands in the first parameter",
-)
 def test_keyword_before_varargs_keeps_its_parameter(flavor: str) -> None:
     task = make("defaults_then_varargs", flavor)
     payload = task.payload_from_call((), {"b": 3})
@@ -250,10 +245,6 @@ def test_keyword_before_varargs_keeps_its_parameter(flavor: str) -> None:
     assert run(task, payload) == call(task, b=3) == (1, 3, ())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a payload that skips an earlier positional parameter shifts the later values into it",
-)
 @pytest.mark.parametrize(
     ("name", "payload", "expected"),
     [
@@ -272,22 +263,12 @@ def test_skipped_positional_parameter_does_not_shift_values(
     assert result == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a non-list value for the *args parameter raises TypeError (retried) or is iterated (a string "
-    "spread into characters) instead of raising Permanent",
-)
 @pytest.mark.parametrize("value", [5, None, "ab", {"k": 1}])
 def test_varargs_value_must_be_a_list(flavor: str, value: Any) -> None:
     with pytest.raises(Permanent):
         make("gather", flavor).call_arguments({"first": 1, "rest": value})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a **kwargs key equal to a positional-only or *args parameter name silently overwrites "
-    "that parameter in the payload",
-)
 @pytest.mark.parametrize(
     ("args", "kwargs"),
     [((1, 2), {"c": 3, "a": 9}), ((1, 2, 3), {"c": 4, "args": 7})],

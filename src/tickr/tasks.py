@@ -62,6 +62,14 @@ class TaskDef:
         payload: dict[str, Any] = {}
         for name, value in bound.arguments.items():
             if self.signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+                # bind() leaves a key naming another parameter here only if that one is positional-only or
+                # *args; the flat payload cannot hold both, so running the job would mix them up
+                clashes = sorted(set(value) & set(self.signature.parameters) - {name})
+                if clashes:
+                    keys = ", ".join(map(repr, clashes))
+                    raise TypeError(
+                        f"task {self.name!r}: keyword argument(s) {keys} for **{name} clash with a parameter"
+                    )
                 payload.update(value)
             elif self.signature.parameters[name].kind is inspect.Parameter.VAR_POSITIONAL:
                 payload[name] = list(value)
@@ -70,29 +78,45 @@ class TaskDef:
         return payload
 
     def call_arguments(self, payload: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """The ``(args, kwargs)`` to call the handler with; ``Permanent`` when the payload does not fit."""
+        """The ``(args, kwargs)`` to call the handler with; ``Permanent`` when the payload does not fit.
+
+        - The ``*args`` value, if the payload has one, must be a list; it is spread after the positional values.
+        - Positional-only parameters are passed by position. Positional-or-keyword ones are too when that list
+          is non-empty (they must then all come before it), and by keyword otherwise.
+        - A positional parameter missing from the payload while a later value goes by position gets its default,
+          or the payload is refused if it has none; missing trailing ones are left to Python's defaults.
+        - Every other key is passed by keyword (to its parameter or ``**kwargs``).
+        """
         if self.raw_payload:
             return (payload,), {}
+        mismatch = f"payload does not match task {self.name!r}"
+        kwargs = dict(payload)
+        params = list(self.signature.parameters.values())
+        star = next((p.name for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+        varargs = kwargs.pop(star, []) if star is not None else []
+        if not isinstance(varargs, list):
+            raise Permanent(f"{mismatch}: *{star} must be a list, not {type(varargs).__name__}")
+        positional_kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        if varargs:  # all positional parameters come before *args, so all go by position
+            positional = [p for p in params if p.kind in positional_kinds]
+            count = len(positional)
+        else:  # positional-only ones, up to the last that the payload names
+            positional = [p for p in params if p.kind is inspect.Parameter.POSITIONAL_ONLY]
+            named = [i for i, p in enumerate(positional) if p.name in kwargs]
+            count = named[-1] + 1 if named else 0
         args: list[Any] = []
-        kwargs: dict[str, Any] = {}
-        rest = dict(payload)
-        params = self.signature.parameters.values()
-        has_varargs = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
-        positional: set[inspect._ParameterKind] = {inspect.Parameter.POSITIONAL_ONLY}
-        if has_varargs:  # parameters before *args must then be passed by position
-            positional.add(inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        for name, param in self.signature.parameters.items():
-            if param.kind is inspect.Parameter.VAR_POSITIONAL:
-                args.extend(rest.pop(name, []))
-            elif param.kind in positional and name in rest:
-                args.append(rest.pop(name))
-            elif param.kind is not inspect.Parameter.VAR_KEYWORD and name in rest:
-                kwargs[name] = rest.pop(name)
-        kwargs.update(rest)
+        for param in positional[:count]:
+            if param.name in kwargs:
+                args.append(kwargs.pop(param.name))
+            elif param.default is not inspect.Parameter.empty:
+                args.append(param.default)
+            else:
+                raise Permanent(f"{mismatch}: missing a required argument: {param.name!r}")
+        args.extend(varargs)
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise Permanent(f"payload does not match task {self.name!r}: {exc}") from None
+            raise Permanent(f"{mismatch}: {exc}") from None
         return tuple(args), kwargs
 
 

@@ -125,11 +125,6 @@ def test_unknown_field_is_refused() -> None:
         Backoff.from_value({"bse": 1.0})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: NaN passes the '< 0' checks; max=nan makes next_delay return nan (int(nan * 1000) then "
-    "raises in the worker) and orjson stores it as null, which job_from_hash cannot read back",
-)
 @pytest.mark.parametrize("field", ["base", "max"])
 def test_nan_base_or_max_is_refused(field: str) -> None:
     with pytest.raises(ValueError, match="base and max"):

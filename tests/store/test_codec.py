@@ -174,11 +174,6 @@ def test_pairs_to_dict_later_pair_wins_and_odd_length_fails() -> None:
         codec.pairs_to_dict([b"a"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Backoff accepts max=inf (or nan), orjson writes non-finite floats as null, and "
-    "job_from_hash then raises TypeError: the job cannot be dequeued",
-)
 @pytest.mark.parametrize("kwargs", [{"max": math.inf}, {"base": math.inf}, {"max": math.nan}])
 def test_non_finite_backoff_round_trips_or_is_refused(kwargs: dict[str, float]) -> None:
     try:

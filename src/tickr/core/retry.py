@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,6 +27,9 @@ class Backoff:
     jitter: float = 1.0
 
     def __post_init__(self) -> None:
+        for name, value in (("base", self.base), ("max", self.max)):
+            if not math.isfinite(value):
+                raise ValueError(f"backoff base and max must be finite numbers, got {name}={value!r}")
         if self.base < 0 or self.max < 0:
             raise ValueError("backoff base and max must be >= 0")
         if not 0.0 <= self.jitter <= 1.0:
