@@ -25,7 +25,7 @@ async def wait_until(
             return value  # type: ignore[return-value]
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.1f}s waiting for {message}")
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(POLL_SECONDS)  # the poll interval of the one polling helper
 
 
 def wait_until_sync(predicate: Callable[[], T], timeout: float = 10.0, *, message: str = "condition") -> T:
@@ -37,4 +37,4 @@ def wait_until_sync(predicate: Callable[[], T], timeout: float = 10.0, *, messag
             return value
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.1f}s waiting for {message}")
-        time.sleep(POLL_SECONDS)
+        time.sleep(POLL_SECONDS)  # the poll interval of the one polling helper

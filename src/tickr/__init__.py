@@ -13,6 +13,7 @@ from tickr.config import Settings
 from tickr.context import JobContext, current_job
 from tickr.core.errors import (
     ConfigError,
+    IdempotencyConflict,
     InvalidState,
     JobNotFound,
     Permanent,
@@ -32,6 +33,7 @@ __all__ = [
     "Backoff",
     "ConfigError",
     "Execution",
+    "IdempotencyConflict",
     "InvalidState",
     "Job",
     "JobContext",

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeAlias, TypeVar, overload
 
-from tickr.config import Settings
+from tickr.config import Settings, discover_redis_url
 from tickr.core.cron import parse_schedule
-from tickr.core.errors import ConfigError
+from tickr.core.errors import ConfigError, ValidationError
 from tickr.core.factory import new_job
 from tickr.core.job import Execution, Job, Priority, validate_type_name
 from tickr.core.retry import Backoff
@@ -20,8 +21,16 @@ from tickr.store.job_admin import JobAdmin
 from tickr.store.store import RedisStore, StoreConfig
 from tickr.tasks import ENQUEUE_OPTIONS, Periodic, TaskDef, TaskOptions, build_job, due_time_ms
 
+if TYPE_CHECKING:
+    import pydantic
+
+REGISTERED_TASKS_MAX_AGE = 2.0  # seconds a read of the task registry is reused
+
 P = ParamSpec("P")
 R = TypeVar("R")
+
+Call: TypeAlias = tuple[Any, ...] | dict[str, Any]
+"""One item of ``Task.enqueue_many``: positional arguments, keyword arguments, or ``(args, kwargs)``."""
 
 
 class Task(Generic[P, R]):
@@ -58,6 +67,51 @@ class Task(Generic[P, R]):
         payload = self.definition.payload_from_call(args, call_kwargs)
         return self.app.enqueue_sync(self.name, payload, **options)
 
+    async def enqueue_many(self, calls: Iterable[Call], **options: Any) -> list[str]:
+        """Enqueue one run per item of ``calls`` in one round trip; returns the job ids, in order.
+
+        Each item is one call of the task:
+
+        - a tuple of positional arguments: ``("a@example.com", "hi")``;
+        - a dict of keyword arguments: ``{"to": "a@example.com", "subject": "hi"}``;
+        - ``(args, kwargs)``, a tuple and a dict: ``(("a@example.com",), {"subject": "hi"})``. Any 2-tuple of
+          a tuple and a dict is read this way; to pass those as two positional arguments, write
+          ``((pair, mapping), {})``.
+
+        Job options (``queue``, ``delay``, ...) go among an item's keyword arguments, as with ``enqueue``, or
+        here as keyword arguments for every item; an item's own win. Every item is checked before any is sent.
+        """
+        return await self.app.enqueue_many(self._batch(calls, options))
+
+    def enqueue_many_sync(self, calls: Iterable[Call], **options: Any) -> list[str]:
+        """``enqueue_many`` for code that is not async."""
+        return self.app.enqueue_many_sync(self._batch(calls, options))
+
+    def _batch(self, calls: Iterable[Call], options: dict[str, Any]) -> list[dict[str, Any]]:
+        unknown = set(options) - ENQUEUE_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown enqueue option(s): {', '.join(sorted(unknown))}")
+        batch = []
+        for index, item in enumerate(calls):
+            if isinstance(item, dict):
+                args, kwargs = (), dict(item)
+            elif _is_args_kwargs(item):
+                args, kwargs = item[0], dict(item[1])
+            elif isinstance(item, tuple):
+                args, kwargs = item, {}
+            else:
+                raise TypeError(
+                    f"jobs[{index}]: each item is a tuple of positional arguments, a dict of keyword arguments, "
+                    f"or (args, kwargs); got {type(item).__name__}"
+                )
+            call_kwargs, own = self._split(kwargs)
+            try:
+                payload = self.definition.payload_from_call(args, call_kwargs)
+            except TypeError as exc:
+                raise TypeError(f"jobs[{index}]: {exc}") from None
+            batch.append({**options, **own, "type": self.name, "payload": payload})
+        return batch
+
 
 class App:
     """A tickr application: register tasks with ``@app.task``, enqueue jobs, inspect them.
@@ -81,11 +135,14 @@ class App:
         self.periodic: dict[str, Periodic] = {}
         self._store: RedisStore | None = None
         self._sync_bridge: _SyncBridge | None = None
+        self._registered: dict[str, TaskOptions] = {}  # task types workers registered in Redis, and their defaults
+        self._registered_at = -math.inf
         if builtins:
-            from tickr.handlers import BUILTIN_HANDLERS
+            from tickr.handlers import BUILTIN_HANDLERS, BUILTIN_PAYLOADS
 
             for name, fn in BUILTIN_HANDLERS.items():
-                self.registry[name] = TaskDef(name=name, fn=fn, options=TaskOptions(), raw_payload=True)
+                model = BUILTIN_PAYLOADS[name]
+                self.registry[name] = TaskDef(name, fn, TaskOptions(), raw_payload=True, payload_model=model)
 
     # -- registry ---------------------------------------------------------------------------
     @overload
@@ -106,6 +163,7 @@ class App:
         execution: Execution | str = Execution.AT_LEAST_ONCE,
         cron: str | None = None,
         timezone: str = "UTC",
+        payload: type[pydantic.BaseModel] | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(
@@ -122,12 +180,19 @@ class App:
         execution: Execution | str = Execution.AT_LEAST_ONCE,
         cron: str | None = None,
         timezone: str = "UTC",
+        payload: type[pydantic.BaseModel] | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a handler (async or sync). Records a definition only; no I/O.
 
         ``name`` defaults to ``module.function``; give one explicitly so renaming the function
         does not orphan queued jobs. With ``cron`` (and ``timezone``) the task also runs on that
-        schedule: ``app.periodic`` records it and schedulers create its schedule when they start.
+        schedule: ``app.periodic`` records it and schedulers create its schedule when they start
+        (with an empty payload, which must fit the task).
+
+        Payloads are checked at enqueue against ``payload``, a pydantic model of the payload object
+        (the keyword arguments the handler is called with), or else against the handler's signature:
+        its annotations, strictly (``"5"`` is not an ``int``); unannotated parameters take any JSON.
+        A payload that does not fit raises ``ValidationError`` naming each ``payload.<field>``.
         """
         if cron is not None:
             parse_schedule(cron, timezone)  # fail at decoration, not in the scheduler
@@ -152,7 +217,13 @@ class App:
                 timeout=probe.timeout,
                 execution=probe.execution,
             )
-            definition = TaskDef(name=task_name, fn=func, options=options)
+            definition = TaskDef(name=task_name, fn=func, options=options, payload_model=payload)
+            if cron is not None:
+                try:
+                    definition.validate_payload({})
+                except ValidationError as exc:
+                    message = f"cron task {task_name!r} is fired with no payload: {exc}"
+                    raise ValidationError(message, exc.errors) from None
             self.registry[task_name] = definition
             if cron is not None:
                 self.periodic[task_name] = Periodic(task_name, cron, timezone)
@@ -165,9 +236,10 @@ class App:
     def store(self) -> RedisStore:
         """The hot-path store (connects lazily)."""
         if self._store is None:
-            if not self.settings.redis_url:
-                raise ConfigError("no Redis URL: pass App(redis_url=...) or set TICKR_REDIS_URL")
-            redis = connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
+            url = discover_redis_url(self.settings)
+            if not url:
+                raise ConfigError("no Redis URL: pass App(redis_url=...), set TICKR_REDIS_URL or start `tickr up` here")
+            redis = connect(url, cluster=self.settings.redis_cluster)
             self._store = RedisStore(redis, StoreConfig.from_settings(self.settings, self.prefix))
         return self._store
 
@@ -187,11 +259,27 @@ class App:
 
     # -- enqueue ------------------------------------------------------------------------------
     def build_job(self, type: str, payload: dict[str, Any] | None = None, **options: Any) -> Job:
-        """A validated job for ``type``, with the task's defaults where options are not given."""
-        return build_job(self.registry, self.settings.default_max_retries, type, payload, **options)
+        """A validated job for ``type``, with the task's defaults where options are not given: this app's
+        task, else the defaults a worker registered for the type (``registered_tasks``)."""
+        defaults = self.settings.default_max_retries
+        return build_job(self.registry, defaults, type, payload, remote=self._registered, **options)
+
+    async def registered_tasks(self, max_age: float = REGISTERED_TASKS_MAX_AGE) -> dict[str, TaskOptions]:
+        """The task types workers have registered in Redis with their defaults (read at most every ``max_age`` s)."""
+        if time.monotonic() - self._registered_at > max_age:
+            found = await self.store.workers.tasks()
+            self._registered = {name: TaskOptions.from_dict(d) for name, d in found.items()}
+            self._registered_at = time.monotonic()
+        return self._registered
+
+    async def knows_type(self, type: str) -> bool:
+        """True when this app defines ``type`` or a worker has registered it."""
+        return type in self.registry or type in await self.registered_tasks()
 
     async def enqueue(self, type: str, payload: dict[str, Any] | None = None, **options: Any) -> str:
         """Enqueue a job of ``type`` by name; returns its id (the existing one for a known idempotency key)."""
+        if type not in self.registry:
+            await self.registered_tasks()  # a type of another app's workers: take the defaults they registered
         job = self.build_job(type, payload, **options)
         due = due_time_ms(options.get("delay"), options.get("run_at"), _now_ms())
         result = await self.store.enqueue(job, due)
@@ -199,24 +287,42 @@ class App:
 
     async def enqueue_many(self, jobs: Iterable[tuple[str, dict[str, Any]] | dict[str, Any]]) -> list[str]:
         """Enqueue a batch in one round trip. Each item is ``(type, payload)`` or a dict with
-        ``type``, ``payload`` and any enqueue option."""
+        ``type``, ``payload`` and any enqueue option. Every job is checked before any is sent;
+        a ``ValidationError`` names the fields of the first bad one as ``jobs[<index>].<field>``."""
+        items = list(jobs)
+        if any((item[0] if isinstance(item, tuple) else item.get("type")) not in self.registry for item in items):
+            await self.registered_tasks()
         now = _now_ms()
         built: list[tuple[Job, int | None]] = []
-        for item in jobs:
+        for index, item in enumerate(items):
             if isinstance(item, tuple):
                 spec: dict[str, Any] = {"type": item[0], "payload": item[1]}
             else:
                 spec = dict(item)
             job_type, payload = spec.pop("type"), spec.pop("payload", None)
-            job = self.build_job(job_type, payload, **spec)
-            built.append((job, due_time_ms(spec.get("delay"), spec.get("run_at"), now)))
+            try:
+                job = self.build_job(job_type, payload, **spec)
+                due = due_time_ms(spec.get("delay"), spec.get("run_at"), now)
+            except ValidationError as exc:
+                errors = {f"jobs[{index}].{name}": message for name, message in exc.errors.items()}
+                raise ValidationError(f"jobs[{index}]: {exc}", errors) from None
+            built.append((job, due))
         return [r.id for r in await self.store.enqueue_many(built)]
 
     def enqueue_sync(self, type: str, payload: dict[str, Any] | None = None, **options: Any) -> str:
         """``enqueue`` for code that is not async (runs on a private event loop thread)."""
+        bridge = self._bridge()
+        return bridge.run(bridge.app.enqueue(type, payload, **options))
+
+    def enqueue_many_sync(self, jobs: Iterable[tuple[str, dict[str, Any]] | dict[str, Any]]) -> list[str]:
+        """``enqueue_many`` for code that is not async."""
+        bridge = self._bridge()
+        return bridge.run(bridge.app.enqueue_many(list(jobs)))
+
+    def _bridge(self) -> _SyncBridge:
         if self._sync_bridge is None:
             self._sync_bridge = _SyncBridge(App(settings=self.settings, prefix=self.prefix, builtins=False), self)
-        return self._sync_bridge.run(self._sync_bridge.app_enqueue(type, payload, options))
+        return self._sync_bridge
 
     async def schedule(
         self,
@@ -266,8 +372,12 @@ class App:
     retry = replay  # the word Celery and BullMQ users look for; ``replay`` is tickr's
 
 
+def _is_args_kwargs(item: Any) -> bool:
+    return isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], tuple) and isinstance(item[1], dict)
+
+
 def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+    return -(-time.time_ns() // 1_000_000)  # rounded up, like due times: a delay never ends early
 
 
 class _SyncBridge:
@@ -279,9 +389,6 @@ class _SyncBridge:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="tickr-sync-enqueue", daemon=True)
         self.thread.start()
-
-    async def app_enqueue(self, type_: str, payload: dict[str, Any] | None, options: dict[str, Any]) -> str:
-        return await self.app.enqueue(type_, payload, **options)
 
     def run(self, coro: Coroutine[Any, Any, R]) -> R:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     events_maxlen: int = Field(10_000, ge=0, description="Approximate cap of each queue's event stream")
     default_max_retries: int = Field(3, ge=0, le=1000)
     wake_cap_seconds: float = Field(5.0, gt=0, description="Longest a idle worker blocks before looking again")
+    unknown_type_grace_seconds: float = Field(
+        300.0, ge=0, description="How long a job waits for a live worker that runs its type before it is dead-lettered"
+    )
+    strict_types: bool = Field(False, description="Refuse (422) jobs of a type no live worker has ever registered")
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=0, le=65535)
@@ -68,3 +72,28 @@ def parse_weights(value: str) -> tuple[int, int, int, int]:
 def default(name: str) -> Any:
     """The default of setting ``name``: other modules take their defaults from here, never copy them."""
     return Settings.model_fields[name].default
+
+
+EMBEDDED_URL_FILE = "redis-url"
+
+
+def embedded_url_file(settings: Settings) -> Path:
+    """Where a running ``tickr up`` keeps the URL of its embedded server: ``<data_dir>/redis-url``."""
+    return settings.data_dir / EMBEDDED_URL_FILE
+
+
+def discover_redis_url(settings: Settings) -> str | None:
+    """``TICKR_REDIS_URL``, else the URL of a ``tickr up`` running on the same data directory, else None.
+
+    Only reads a file (no I/O to Redis). A unix-socket URL whose socket is gone (a ``tickr up`` that was
+    killed) counts as no server.
+    """
+    if settings.redis_url:
+        return settings.redis_url
+    try:
+        url = embedded_url_file(settings).read_text().strip()
+    except OSError:
+        return None
+    if url.startswith("unix://") and not Path(url.removeprefix("unix://").partition("?")[0]).exists():
+        return None
+    return url or None

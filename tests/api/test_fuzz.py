@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import BaseSchema, Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 
+from tests.waiting import wait_until_sync
 from tickr.api import create_app, serve
 from tickr.config import Settings
 from tickr.runtime.embedded import EmbeddedValkey
@@ -54,14 +54,15 @@ class ThreadedApi:
 
     def start(self) -> None:
         self.thread.start()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             try:
                 httpx.get(f"{self.base_url}/health", timeout=1)
-                return
             except httpx.TransportError:
-                time.sleep(0.05)
-        raise AssertionError("the API did not start")
+                return False
+            return True
+
+        wait_until_sync(answers, timeout=15, message="the API to start")
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.stop.set)

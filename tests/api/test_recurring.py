@@ -300,7 +300,7 @@ async def test_cancel_and_retry_refuse_recurring_jobs(client: httpx.AsyncClient,
 
 async def test_list_recurring_jobs(client: httpx.AsyncClient, queue: str) -> None:
     ids = [(await create(client, type="noop", queue=queue, cron=f"{n} * * * *"))["id"] for n in range(5)]
-    other = await create(client, type="sleep", queue=queue, cron="@daily")
+    other = await create(client, type="sleep", payload={"ms": 1}, queue=queue, cron="@daily")
     await client.delete(f"{JOBS}/{ids[0]}")
 
     listed = (await client.get(JOBS, params={"kind": "recurring", "limit": 50})).json()

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import MAX_BODY
+from tests.waiting import wait_until
 from tickr.api import check_bind, serve
 from tickr.api.server import bind_socket, is_loopback
 from tickr.config import Settings
@@ -25,13 +26,15 @@ def free_port() -> int:
 
 async def wait_until_up(base: str, timeout: float = 10.0) -> None:
     async with httpx.AsyncClient(base_url=base) as http:
-        for _ in range(int(timeout / 0.05)):
+
+        async def answers() -> bool:
             try:
                 await http.get("/health")
-                return
             except httpx.TransportError:
-                await asyncio.sleep(0.05)
-    raise AssertionError(f"API at {base} did not come up")
+                return False
+            return True
+
+        await wait_until(answers, timeout, message=f"the API at {base} to come up")
 
 
 async def test_serve_until_stopped(api_settings: Settings, queue: str) -> None:

@@ -41,7 +41,7 @@ async def slow(seconds: float, mark_start: bool = True) -> dict[str, object]:
         client = aioredis.Redis.from_url(os.environ["TICKR_REDIS_URL"], decode_responses=True)
         await client.rpush(runs_key(ctx.queue) + ":started", f"{ctx.job_id}:{os.getpid()}")
         await client.aclose()
-    await asyncio.sleep(seconds)
+    await asyncio.sleep(seconds)  # the task under test: a job that works for ``seconds``
     return await _record({"slept": seconds})
 
 
@@ -77,7 +77,7 @@ async def permanent() -> None:
 
 @app.task(name="too_slow", timeout=0.2, max_retries=0)
 async def too_slow() -> None:
-    await asyncio.sleep(5)
+    await asyncio.sleep(5)  # the task under test: runs past its 0.2 s timeout
 
 
 @app.task(name="poison", max_retries=2)

@@ -1,4 +1,5 @@
-"""The operations CLI against real Redis: output for people and scripts, exit codes 0/1/2."""
+"""The operations CLI against real Redis: output for people (tables within 80 columns) and scripts (one JSON
+shape per kind), exit codes 0/1/2, payloads checked before they are enqueued."""
 
 from __future__ import annotations
 
@@ -19,12 +20,20 @@ def tickr(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # t
     monkeypatch.setenv("TICKR_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("COLUMNS", "200")
 
-    def invoke(*args: str, code: int = 0) -> str:
-        result = runner.invoke(cli, list(args))
+    def invoke(*args: str, code: int = 0, columns: int = 200) -> str:
+        result = runner.invoke(cli, list(args), env={"COLUMNS": str(columns)})
         assert result.exit_code == code, (result.exit_code, result.output, result.stderr)
         return result.stdout
 
     return invoke
+
+
+def narrow(tickr, *args: str) -> str:  # type: ignore[no-untyped-def]
+    """The output at 80 columns, checked to stay within them."""
+    out: str = tickr(*args, columns=80)
+    too_long = [line for line in out.splitlines() if len(line) > 80]
+    assert not too_long, "\n".join(too_long)
+    return out
 
 
 def test_enqueue_show_list_cancel_retry(tickr, queue: str) -> None:  # type: ignore[no-untyped-def]
@@ -34,12 +43,36 @@ def test_enqueue_show_list_cancel_retry(tickr, queue: str) -> None:  # type: ign
     shown = json.loads(tickr("jobs", "show", job_id, "--json"))
     assert shown["id"] == job_id and shown["queue"] == queue
     listed = json.loads(tickr("jobs", "list", "-q", queue, "--json"))
-    assert [j["id"] for j in listed["jobs"]] == [job_id]
+    assert listed == {"items": [shown], "next_cursor": None}
     assert "cancelled" in tickr("jobs", "cancel", job_id)
     assert "queued" in tickr("jobs", "retry", job_id)
+    cancelled = json.loads(tickr("jobs", "cancel", job_id, "--json"))  # a job, in the one job shape
+    assert set(cancelled) == set(shown) and (cancelled["id"], cancelled["status"]) == (job_id, "cancelled")
+    replayed = json.loads(tickr("jobs", "replay", job_id, "--json"))
+    assert set(replayed) == set(shown) and replayed["status"] == "queued"
     tickr("jobs", "cancel", job_id)
     tickr("jobs", "cancel", job_id, code=1)  # already cancelled: a failed operation
     assert job_id in tickr("jobs", "list", "-q", queue)
+    assert job_id in narrow(tickr, "jobs", "list", "-q", queue)  # the whole id, to copy
+    assert job_id in narrow(tickr, "jobs", "show", job_id)
+
+
+def test_enqueue_checks_the_payload(tickr, queue: str) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(cli, ["enqueue", "sleep", "--payload", '{"ms": -5}', "-q", queue])
+    assert result.exit_code == 2
+    assert "payload.ms" in result.stderr and result.stdout == ""
+    result = runner.invoke(cli, ["enqueue", "report", "--payload", '{"name": "r", "rows": [{"a": 1}]}', "-q", queue])
+    assert result.exit_code == 0, result.output
+    assert json.loads(tickr("jobs", "list", "-q", queue, "--json"))["items"][0]["type"] == "report"
+
+
+def test_enqueue_of_an_unknown_type_warns_and_enqueues(tickr, queue: str) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(cli, ["enqueue", "billing.charge", "-q", queue, "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "warning: no worker has registered type 'billing.charge' (yet)\n"
+    assert json.loads(result.stdout)["status"] == "queued"
+    known = runner.invoke(cli, ["enqueue", "noop", "-q", queue])
+    assert known.exit_code == 0 and known.stderr == ""
 
 
 def test_errors_have_exit_codes(tickr, queue: str, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -67,14 +100,31 @@ def test_queues_dlq_workers(tickr, queue: str) -> None:  # type: ignore[no-untyp
         await app.close()
 
     asyncio.run(drain())
-    stats = {q["name"]: q for q in json.loads(tickr("queues", "--json"))}
+    listing = json.loads(tickr("queues", "--json"))
+    assert set(listing) == {"items", "next_cursor"}
+    stats = {q["name"]: q for q in listing["items"]}
     assert stats[queue]["dead"] == 3
-    dead = json.loads(tickr("dlq", "list", "-q", queue, "--json"))
+    page = json.loads(tickr("dlq", "list", "-q", queue, "--json"))
+    assert set(page) == {"items", "next_cursor"} and page["next_cursor"] is None
+    dead = page["items"]
     assert len(dead) == 3 and all(j["last_error"]["type"] == "RuntimeError" for j in dead)
+    assert dead[0] == json.loads(tickr("jobs", "show", dead[0]["id"], "--json"))  # the one job shape
+    first = json.loads(tickr("dlq", "list", "-q", queue, "--limit", "2", "--json"))
+    rest = json.loads(tickr("dlq", "list", "-q", queue, "--limit", "2", "--cursor", first["next_cursor"], "--json"))
+    assert [j["id"] for j in first["items"] + rest["items"]] == [j["id"] for j in dead]
+
+    table = narrow(tickr, "dlq", "list", "-q", queue)
+    assert all(j["id"] in table for j in dead) and "RuntimeError" not in table  # the message, not the type
+    assert "fail job always" in table
+    assert dead[0]["id"] in narrow(tickr, "jobs", "show", dead[0]["id"])  # with its traceback, folded
+    assert queue in narrow(tickr, "queues")
+    narrow(tickr, "workers")
+
     assert "replayed 1 jobs" in tickr("dlq", "replay", "-q", queue, dead[0]["id"])
     assert "purged 2 jobs" in tickr("dlq", "purge", "-q", queue, "--yes")
-    assert json.loads(tickr("dlq", "list", "-q", queue, "--json")) == []
-    assert isinstance(json.loads(tickr("workers", "--json")), list)
+    assert json.loads(tickr("dlq", "list", "-q", queue, "--json")) == {"items": [], "next_cursor": None}
+    workers = json.loads(tickr("workers", "--json"))
+    assert set(workers) == {"items", "next_cursor"} and isinstance(workers["items"], list)
     assert queue in tickr("queues")
 
 

@@ -133,7 +133,7 @@ def _make_handler(state: TestServer) -> type[BaseHTTPRequestHandler]:
                     extra["Location"] = query["location"]
                 self._reply(int(route.rsplit("/", 1)[1]), f"status body {route}".encode(), extra)
             elif route == "/slow":
-                time.sleep(float(query.get("delay", "2")))
+                time.sleep(float(query.get("delay", "2")))  # the /slow route under test: a slow upstream
                 self._reply(200, b"slow")
             else:
                 self._reply(404, b"no such route")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tickr.core.errors import ConfigError, Permanent, Retry
-from tickr.handlers import BUILTIN_HANDLERS, demo
+from tickr.handlers import BUILTIN_HANDLERS, BUILTIN_PAYLOADS, demo
 
 from .conftest import make_settings, run_job
 
@@ -35,10 +35,74 @@ def test_builtin_names_and_aliases() -> None:
     assert BUILTIN_HANDLERS["always_fail"] is BUILTIN_HANDLERS["fail"] is demo.fail
 
 
+def test_every_builtin_type_has_its_payload_model() -> None:
+    assert set(BUILTIN_PAYLOADS) == set(BUILTIN_HANDLERS)
+    assert BUILTIN_PAYLOADS["sleeper"] is BUILTIN_PAYLOADS["sleep"] is demo.SleepPayload
+    assert BUILTIN_PAYLOADS["always_fail"] is BUILTIN_PAYLOADS["fail"] is demo.FailPayload
+
+
 def assert_permanent_names(exc: pytest.ExceptionInfo[Permanent], job_type: str, field_name: str) -> None:
     message = str(exc.value)
     assert message.startswith(f"invalid {job_type} payload: ")
     assert field_name in message
+
+
+# Payloads each type refuses, with the field the refusal names: the handler at run time refuses them here, and
+# tests/handlers/test_submit.py checks that enqueueing refuses them too.
+
+EMAIL = {"to": "alice@example.com", "subject": "Hello", "body": "Line one\nLine two"}
+
+BAD_SLEEP: list[tuple[dict[str, Any], str]] = [
+    ({}, "ms or sleep_ms"),
+    ({"ms": 1, "sleep_ms": 1}, "ms or sleep_ms"),
+    ({"ms": -1}, "ms"),
+    ({"ms": 3_600_001}, "ms"),
+    ({"ms": "10"}, "ms"),
+    ({"ms": 1.5}, "ms"),
+    ({"ms": True}, "ms"),
+    ({"sleep_ms": 5, "seconds": 1}, "seconds"),
+]
+
+BAD_FLAKY: list[tuple[dict[str, Any], str]] = [
+    ({"fail_times": -1}, "fail_times"),
+    ({"fail_times": "2"}, "fail_times"),
+    ({"message": 3}, "message"),
+    ({"x": 1}, "x"),
+]
+
+BAD_FAIL: list[tuple[dict[str, Any], str]] = [({"message": 5}, "message"), ({"reason": "x"}, "reason")]
+
+BAD_EMAIL: list[tuple[dict[str, Any], str]] = [
+    ({"subject": "s"}, "to"),
+    ({**EMAIL, "to": "no-at-sign.example.com"}, "to"),
+    ({**EMAIL, "to": "two@@example.com"}, "to"),
+    ({**EMAIL, "to": "a@b@example.com"}, "to"),
+    ({**EMAIL, "to": "alice@localhost"}, "to"),
+    ({**EMAIL, "to": "alice@example."}, "to"),
+    ({**EMAIL, "to": "alice@example.com, bob@example.com"}, "to"),
+    ({**EMAIL, "to": "@example.com"}, "to"),
+    ({"to": "alice@example.com", "body": "b"}, "subject"),
+    ({**EMAIL, "subject": "one\r\nBcc: x@example.com"}, "subject"),
+    ({**EMAIL, "body": ["not", "text"]}, "body"),
+    ({**EMAIL, "cc": "bob@example.com"}, "cc"),
+]
+
+BAD_REPORT: list[tuple[dict[str, Any], str]] = [
+    ({}, "name"),
+    ({"name": ""}, "name"),
+    ({"name": "../escape"}, "name"),
+    ({"name": "a b"}, "name"),
+    ({"name": "x" * 65}, "name"),
+    ({"name": "ok", "rows": 0}, "rows"),
+    ({"name": "ok", "rows": 1_000_001}, "rows"),
+    ({"name": "ok", "rows": "5"}, "rows"),
+    ({"name": "ok", "rows": True}, "rows"),
+    ({"name": "ok", "rows": 2.0}, "rows"),
+    ({"name": "ok", "rows": []}, "rows"),
+    ({"name": "ok", "rows": [1, 2]}, "rows"),
+    ({"name": "ok", "rows": [{"a": 1}, "b"]}, "rows"),
+    ({"name": "ok", "format": "xlsx"}, "format"),
+]
 
 
 # --- noop ---------------------------------------------------------------------------------------------------
@@ -68,19 +132,7 @@ async def test_sleep_zero() -> None:
     assert await run_job(demo.sleep, {"ms": 0}) == {"slept_ms": 0}
 
 
-@pytest.mark.parametrize(
-    ("payload", "field_name"),
-    [
-        ({}, "ms or sleep_ms"),
-        ({"ms": 1, "sleep_ms": 1}, "ms or sleep_ms"),
-        ({"ms": -1}, "ms"),
-        ({"ms": 3_600_001}, "ms"),
-        ({"ms": "10"}, "ms"),
-        ({"ms": 1.5}, "ms"),
-        ({"ms": True}, "ms"),
-        ({"sleep_ms": 5, "seconds": 1}, "seconds"),
-    ],
-)
+@pytest.mark.parametrize(("payload", "field_name"), BAD_SLEEP)
 async def test_sleep_bad_payload(payload: dict[str, Any], field_name: str) -> None:
     with pytest.raises(Permanent) as info:
         await run_job(demo.sleep, payload)
@@ -114,15 +166,7 @@ async def test_flaky_zero_fail_times_and_custom_message() -> None:
         await run_job(demo.flaky, {"fail_times": 1, "message": "boom"}, attempt=1)
 
 
-@pytest.mark.parametrize(
-    ("payload", "field_name"),
-    [
-        ({"fail_times": -1}, "fail_times"),
-        ({"fail_times": "2"}, "fail_times"),
-        ({"message": 3}, "message"),
-        ({"x": 1}, "x"),
-    ],
-)
+@pytest.mark.parametrize(("payload", "field_name"), BAD_FLAKY)
 async def test_flaky_bad_payload(payload: dict[str, Any], field_name: str) -> None:
     with pytest.raises(Permanent) as info:
         await run_job(demo.flaky, payload)
@@ -139,7 +183,7 @@ async def test_fail_always_raises_runtime_error() -> None:
         await run_job(demo.fail, {"message": "custom reason"}, attempt=9)
 
 
-@pytest.mark.parametrize(("payload", "field_name"), [({"message": 5}, "message"), ({"reason": "x"}, "reason")])
+@pytest.mark.parametrize(("payload", "field_name"), BAD_FAIL)
 async def test_fail_bad_payload(payload: dict[str, Any], field_name: str) -> None:
     with pytest.raises(Permanent) as info:
         await run_job(demo.fail, payload)
@@ -147,8 +191,6 @@ async def test_fail_bad_payload(payload: dict[str, Any], field_name: str) -> Non
 
 
 # --- email --------------------------------------------------------------------------------------------------
-
-EMAIL = {"to": "alice@example.com", "subject": "Hello", "body": "Line one\nLine two"}
 
 
 async def test_email_without_smtp_is_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -164,23 +206,7 @@ async def test_email_without_smtp_is_logged(caplog: pytest.LogCaptureFixture) ->
     assert "Line two" in text
 
 
-@pytest.mark.parametrize(
-    ("payload", "field_name"),
-    [
-        ({"subject": "s"}, "to"),
-        ({**EMAIL, "to": "no-at-sign.example.com"}, "to"),
-        ({**EMAIL, "to": "two@@example.com"}, "to"),
-        ({**EMAIL, "to": "a@b@example.com"}, "to"),
-        ({**EMAIL, "to": "alice@localhost"}, "to"),
-        ({**EMAIL, "to": "alice@example."}, "to"),
-        ({**EMAIL, "to": "alice@example.com, bob@example.com"}, "to"),
-        ({**EMAIL, "to": "@example.com"}, "to"),
-        ({"to": "alice@example.com", "body": "b"}, "subject"),
-        ({**EMAIL, "subject": "one\r\nBcc: x@example.com"}, "subject"),
-        ({**EMAIL, "body": ["not", "text"]}, "body"),
-        ({**EMAIL, "cc": "bob@example.com"}, "cc"),
-    ],
-)
+@pytest.mark.parametrize(("payload", "field_name"), BAD_EMAIL)
 async def test_email_bad_payload(payload: dict[str, Any], field_name: str) -> None:
     with pytest.raises(Permanent) as info:
         await run_job(demo.email, payload)
@@ -321,20 +347,29 @@ async def test_report_default_rows_and_unsafe_job_id(tmp_path: Path) -> None:
     assert len(path.read_text().splitlines()) == 101
 
 
-@pytest.mark.parametrize(
-    ("payload", "field_name"),
-    [
-        ({}, "name"),
-        ({"name": ""}, "name"),
-        ({"name": "../escape"}, "name"),
-        ({"name": "a b"}, "name"),
-        ({"name": "x" * 65}, "name"),
-        ({"name": "ok", "rows": 0}, "rows"),
-        ({"name": "ok", "rows": 1_000_001}, "rows"),
-        ({"name": "ok", "rows": "5"}, "rows"),
-        ({"name": "ok", "format": "xlsx"}, "format"),
-    ],
-)
+async def test_report_from_rows_given_writes_their_keys_as_columns(tmp_path: Path) -> None:
+    rows = [
+        {"region": "north", "total": 12.5, "closed": True},
+        {"region": "south, east", "items": [1, 2], "closed": False, "note": None},
+        {"total": 3, "meta": {"k": "v"}},
+    ]
+    settings = make_settings(data_dir=tmp_path)
+    result = await run_job(demo.report, {"name": "sales", "rows": rows}, settings=settings, job_id="job-7")
+
+    path = tmp_path / "reports" / "sales-job-7.csv"
+    assert result == {"path": str(path.absolute()), "rows": 3}
+    with path.open(newline="") as fh:
+        lines = list(csv.reader(fh))
+    assert lines == [
+        ["region", "total", "closed", "items", "note", "meta"],  # every key, in the order first seen
+        ["north", "12.5", "true", "", "", ""],
+        ["south, east", "", "false", "[1,2]", "", ""],  # nested values as compact JSON, null as empty
+        ["", "3", "", "", "", '{"k":"v"}'],
+    ]
+    assert list(path.parent.iterdir()) == [path]
+
+
+@pytest.mark.parametrize(("payload", "field_name"), BAD_REPORT)
 async def test_report_bad_payload(tmp_path: Path, payload: dict[str, Any], field_name: str) -> None:
     with pytest.raises(Permanent) as info:
         await run_job(demo.report, payload, settings=make_settings(data_dir=tmp_path))

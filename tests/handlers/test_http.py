@@ -226,30 +226,31 @@ async def test_connection_refused_retries(closed_port: int) -> None:
     assert "cannot connect" in str(info.value)
 
 
-@pytest.mark.parametrize(
-    ("payload", "field"),
-    [
-        ({}, "url"),
-        ({"method": "GET"}, "url"),
-        ({"url": "http://example.com/", "method": "FETCH"}, "method"),
-        ({"url": "ftp://example.com/file"}, "url"),
-        ({"url": "file:///etc/passwd"}, "url"),
-        ({"url": "not a url"}, "url"),
-        ({"url": "http://example.com:99999/"}, "url"),
-        ({"url": "http://example.com/", "extra": 1}, "extra"),
-        ({"url": "http://example.com/", "headers": {"X-A": 1}}, "headers"),
-        ({"url": "http://example.com/", "headers": {"Bad Name": "x"}}, "headers"),
-        ({"url": "http://example.com/", "headers": {"X-A": "a\r\nInjected: 1"}}, "headers"),
-        ({"url": "http://example.com/", "headers": {"Host": "evil"}}, "headers"),
-        ({"url": "http://example.com/", "headers": {"X-A": "héllo"}}, "headers"),
-        ({"url": "http://example.com/", "headers": {"X-Tickr-Job-Id": "spoof"}}, "headers"),
-        ({"url": "http://example.com/", "timeout": 0}, "timeout"),
-        ({"url": "http://example.com/", "timeout": 3601}, "timeout"),
-        ({"url": "http://example.com/", "timeout": "fast"}, "timeout"),
-        ({"url": "http://example.com/", "timeout": True}, "timeout"),
-        ({"url": 42}, "url"),
-    ],
-)
+# Refused payloads and the field each refusal names (tests/handlers/test_submit.py: refused at enqueue too).
+BAD_HTTP: list[tuple[dict[str, Any], str]] = [
+    ({}, "url"),
+    ({"method": "GET"}, "url"),
+    ({"url": "http://example.com/", "method": "FETCH"}, "method"),
+    ({"url": "ftp://example.com/file"}, "url"),
+    ({"url": "file:///etc/passwd"}, "url"),
+    ({"url": "not a url"}, "url"),
+    ({"url": "http://example.com:99999/"}, "url"),
+    ({"url": "http://example.com/", "extra": 1}, "extra"),
+    ({"url": "http://example.com/", "headers": {"X-A": 1}}, "headers"),
+    ({"url": "http://example.com/", "headers": {"Bad Name": "x"}}, "headers"),
+    ({"url": "http://example.com/", "headers": {"X-A": "a\r\nInjected: 1"}}, "headers"),
+    ({"url": "http://example.com/", "headers": {"Host": "evil"}}, "headers"),
+    ({"url": "http://example.com/", "headers": {"X-A": "héllo"}}, "headers"),
+    ({"url": "http://example.com/", "headers": {"X-Tickr-Job-Id": "spoof"}}, "headers"),
+    ({"url": "http://example.com/", "timeout": 0}, "timeout"),
+    ({"url": "http://example.com/", "timeout": 3601}, "timeout"),
+    ({"url": "http://example.com/", "timeout": "fast"}, "timeout"),
+    ({"url": "http://example.com/", "timeout": True}, "timeout"),
+    ({"url": 42}, "url"),
+]
+
+
+@pytest.mark.parametrize(("payload", "field"), BAD_HTTP)
 async def test_bad_payload_is_permanent_naming_the_field(payload: dict[str, Any], field: str) -> None:
     with pytest.raises(Permanent) as info:
         await call(payload)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.waiting import wait_until_sync
 from tickr.runtime import embedded
 from tickr.runtime.embedded import EmbeddedValkey, EmbeddedValkeyError, valkey_binary
 
@@ -34,12 +35,11 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_dead(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.02)
-    return False
+    """True once ``pid`` is dead, False if it still lives after ``timeout``."""
+    try:
+        return wait_until_sync(lambda: not _alive(pid), timeout, message=f"process {pid} to die")
+    except AssertionError:
+        return False
 
 
 @pytest.fixture
@@ -159,6 +159,40 @@ def test_unix_socket_path_too_long_falls_back_to_tcp(tmp_path: Path, caplog: pyt
     assert any("AF_UNIX" in r.getMessage() for r in caplog.records)
 
 
+def test_socket_path_of_choice_gives_one_url_across_restarts(tmp_path: Path) -> None:
+    sock = tmp_path / "valkey.sock"  # beside the server's directory, as `tickr up` keeps it
+    srv = EmbeddedValkey(tmp_path / "valkey", socket_path=sock, persistent=False)
+    urls = []
+    for _ in range(2):
+        with srv:
+            urls.append(srv.url)
+            assert sock.exists()
+            with srv.client() as c:
+                assert c.ping()
+        assert not sock.exists()
+    assert urls == [f"unix://{sock}?db=0"] * 2
+
+
+def test_too_long_socket_path_falls_back_to_a_port_kept_across_restarts(tmp_path: Path) -> None:
+    deep = tmp_path / ("x" * 60) / ("y" * 60)
+    port_file = deep / "valkey.port"
+    srv = EmbeddedValkey(deep / "valkey", socket_path=deep / "valkey.sock", port_file=port_file, persistent=False)
+    with srv:
+        port = srv.port
+        assert port is not None and port_file.read_text().strip() == str(port)
+    with srv:
+        assert srv.port == port  # the same address after a restart
+    with socket.socket() as squatter:  # another program took the port meanwhile
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the port may be in TIME_WAIT
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with srv:
+            assert srv.port not in (None, port)
+            with srv.client() as c:
+                assert c.ping()
+            assert port_file.read_text().strip() == str(srv.port)  # the new port is kept from now on
+
+
 def test_persistent_data_survives_restart(tmp_path: Path) -> None:
     data = tmp_path / "p"
     srv = EmbeddedValkey(data)
@@ -188,15 +222,19 @@ def test_persistent_data_survives_sigkill(tmp_path: Path) -> None:
     srv.start()
     with srv.client() as c:
         c.set("k", "v")
-    time.sleep(1.2)  # appendfsync everysec: give the background fsync one round
+    # A SIGKILL keeps what the kernel has: wait until the AOF file holds the write (with appendfsync
+    # everysec the server may postpone writing it while a background fsync runs).
+    aof = data / "appendonlydir"
+    written = b"$1\r\nk\r\n$1\r\nv\r\n"
+    wait_until_sync(
+        lambda: any(written in f.read_bytes() for f in aof.glob("*.incr.aof")), timeout=5, message="the AOF write"
+    )
     pid = srv.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     assert _wait_dead(pid)
-    deadline = time.monotonic() + 5  # the kernel may report the pid dead a moment before waitpid can reap it
-    while srv.running and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not srv.running
+    # the kernel may report the pid dead a moment before waitpid can reap it
+    wait_until_sync(lambda: not srv.running, timeout=5, message="the server to be reaped")
     srv.start()  # the dead process is noticed and the pidfile it left is ignored
     with srv.client() as c:
         assert c.get("k") == b"v"
@@ -279,14 +317,14 @@ def test_leftover_server_on_same_dir_is_stopped(tmp_path: Path) -> None:
     orphan = subprocess.Popen(argv)
     try:
         client = redis.Redis(port=port)
-        deadline = time.monotonic() + 5
-        while True:
+
+        def written() -> bool:
             try:
-                client.set("from-orphan", "1")
-                break
+                return bool(client.set("from-orphan", "1"))
             except redis.ConnectionError:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+                return False
+
+        wait_until_sync(written, timeout=5, message="the orphan server to answer")
         client.close()
         with EmbeddedValkey(data) as srv:
             assert orphan.wait(timeout=1) is not None
@@ -331,10 +369,13 @@ def test_start_from_short_lived_thread_survives_the_thread(tmp_path: Path) -> No
     worker.start()
     worker.join()
     try:
-        time.sleep(0.3)  # PR_SET_PDEATHSIG would have fired by now if tied to the exited thread
+        # Gone for the kernel too: a PR_SET_PDEATHSIG tied to that thread has been sent by now ...
+        task = Path(f"/proc/self/task/{worker.native_id}")
+        wait_until_sync(lambda: not task.exists(), timeout=5, message="the thread to exit")
         assert srv.running
         with srv.client() as c:
-            assert c.ping()
+            assert c.ping()  # ... and handled before this reply: its handler runs first
+        assert "Received SIGTERM" not in (tmp_path / "t" / "valkey.log").read_text()
     finally:
         srv.stop()
 
@@ -348,7 +389,7 @@ _CHILD = textwrap.dedent(
     srv.start()
     print(srv.pid, flush=True)
     if sys.argv[2] == "hang":
-        time.sleep(60)
+        time.sleep(60)  # child: a parent that lives on until it is SIGKILLed
     """
 )
 

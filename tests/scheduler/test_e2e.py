@@ -20,13 +20,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.waiting import wait_until
 from tickr.app import App
 from tickr.scheduler.manager import Schedules
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEDULES = 10
-RUN_SECONDS = 30.0
-KILL_AFTER = 15.0
+# Every-second schedules: a run of N seconds is N occurrences of each, counted as they are enqueued.
+RUN_SECONDS = 30
+KILL_AFTER = 15
 
 
 class SchedulerProcesses:
@@ -86,18 +88,22 @@ async def test_three_schedulers_fire_each_second_once_even_when_one_is_killed(
         assert await asyncio.to_thread(started.wait, 30), "a scheduler process did not start"
     manager = Schedules(sapp)
     created = [await manager.create("noop", cron="* * * * * *", queue=queue) for _ in range(SCHEDULES)]
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    await asyncio.sleep(KILL_AFTER)
+    redis, keys = sapp.store.redis, sapp.store.keys(queue)
+
+    async def fired_at_least(seconds: int) -> bool:  # every job stays queued: no worker runs here
+        return sum([await redis.llen(k) for k in keys.ready_all]) >= SCHEDULES * seconds
+
+    await wait_until(lambda: fired_at_least(KILL_AFTER), timeout=KILL_AFTER + 20, message=f"{KILL_AFTER} s of fires")
     kill_ms = await manager.db.now_ms()
     schedulers.procs[0].send_signal(signal.SIGKILL)
-    await asyncio.sleep(RUN_SECONDS - (loop.time() - began))
+    await wait_until(
+        lambda: fired_at_least(RUN_SECONDS), timeout=RUN_SECONDS - KILL_AFTER + 20, message=f"{RUN_SECONDS} s of fires"
+    )
     for proc in schedulers.procs[1:]:
         proc.send_signal(signal.SIGTERM)
     for proc in schedulers.procs[1:]:
         assert await asyncio.to_thread(proc.wait, 15) == 0, "".join(schedulers.logs[1][-20:])
 
-    redis, keys = sapp.store.redis, sapp.store.keys(queue)
     fired_total = 0
     for schedule in created:
         runs = await manager.db.runs(schedule.id, 1000)

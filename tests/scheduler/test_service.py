@@ -122,7 +122,7 @@ async def test_history_newest_first_with_outcomes(
 ) -> None:
     @sapp.task(name="hist.ok")
     async def ok() -> str:
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # simulated work: the history's duration_ms is checked below
         return "fine"
 
     @sapp.task(name="hist.boom")

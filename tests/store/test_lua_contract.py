@@ -40,6 +40,8 @@ async def test_wrapper_passes_exactly_the_declared_keys(name: str) -> None:
         await method(k, "id1", [])
     elif name == "enqueue":
         await method(k, "id1", "default", "idem", [])
+    elif name == "dequeue":
+        await method(k, "worker-1", [])
     else:
         await method(k, [])
     keys = capture.calls[name]

@@ -8,11 +8,13 @@ from collections import Counter
 import pytest
 
 from tests.conftest import TestClock
+from tests.waiting import wait_until
 from tickr.core.factory import new_job
 from tickr.core.job import JobError
 from tickr.store import codec
+from tickr.store.connection import connect
 from tickr.store.job_admin import JobAdmin
-from tickr.store.store import RedisStore
+from tickr.store.store import RedisStore, StoreConfig
 
 
 async def put(store: RedisStore, queue: str, *, due_ms: int | None = None, **kw: object) -> str:
@@ -239,13 +241,26 @@ async def test_paused_queue_dequeues_nothing(clocked_store: RedisStore, queue: s
     assert len((await clocked_store.dequeue(queue, 5, "w")).jobs) == 1
 
 
-async def test_marker_wakes_a_blocked_waiter(store: RedisStore, queue: str) -> None:
-    waiter = asyncio.create_task(store.wait_for_marker(queue, 5))
-    await asyncio.sleep(0.05)
-    await put(store, queue)
-    score = await asyncio.wait_for(waiter, 2)
-    assert score is not None
-    assert await store.wait_for_marker(queue, 0.05) is None
+async def _blocked_in_bzpopmin(store: RedisStore, client_name: str) -> bool:
+    """True while a connection named ``client_name`` is blocked in BZPOPMIN on the server."""
+    return any(
+        c.get("name") == client_name and c.get("cmd") == "bzpopmin" and "b" in c.get("flags", "")
+        for c in await store.redis.client_list()
+    )
+
+
+async def test_marker_wakes_a_blocked_waiter(store: RedisStore, redis_url: str, queue: str) -> None:
+    name = f"waiter-{queue}"  # the waiter's own connection, to be found in CLIENT LIST
+    waiting = RedisStore(connect(redis_url, client_name=name), StoreConfig())
+    try:
+        waiter = asyncio.create_task(waiting.wait_for_marker(queue, 5))
+        await wait_until(lambda: _blocked_in_bzpopmin(store, name), timeout=5, message="the waiter to block")
+        await put(store, queue)
+        score = await asyncio.wait_for(waiter, 2)
+        assert score is not None
+        assert await store.wait_for_marker(queue, 0.05) is None
+    finally:
+        await waiting.close()
 
 
 async def test_payload_update_keeps_a_queued_job_in_line(clocked_store: RedisStore, queue: str) -> None:

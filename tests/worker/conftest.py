@@ -51,15 +51,3 @@ def run_worker(queue: str) -> RunWorker:
             await asyncio.wait_for(task, 30)
 
     return runner
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll an async predicate until it is truthy (tests wait on state, not on fixed sleeps)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
-        await asyncio.sleep(interval)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tests.waiting import wait_until
 from tickr.app import App
 from tickr.core.factory import new_job
 from tickr.store.store import LeasedJob
@@ -14,14 +15,14 @@ from tickr.worker.worker import Worker, WorkerConfig, _InFlight
 async def test_lease_reported_lost_while_acking_is_not_cancelled(app: App, queue: str) -> None:
     worker = Worker(app, WorkerConfig(queues=[queue]))
     job = new_job("noop", {}, queue=queue)
-    task = asyncio.create_task(asyncio.sleep(10))
+    task = asyncio.create_task(asyncio.sleep(10))  # stands for a running job: cancelled, never waited out
     worker.in_flight[job.id] = _InFlight(LeasedJob(job, "1"), task)
     worker.completer.acking.add(job.id)
     worker._lease_lost(queue, job.id)
     assert job.id in worker.in_flight and not task.cancelled()
     worker.completer.acking.discard(job.id)
     worker._lease_lost(queue, job.id)
-    await asyncio.sleep(0)
+    await asyncio.wait([task], timeout=5)  # the cancellation is delivered once the task runs
     assert job.id not in worker.in_flight and task.cancelled()
 
 
@@ -52,5 +53,6 @@ async def test_a_landed_ack_stays_guarded_until_its_task_finishes(app: App, queu
     task.add_done_callback(lambda t: worker._finished(leased.job.id, t))  # type: ignore[arg-type]
     assert await asyncio.wait_for(asyncio.shield(task), 5) is True
     assert not task.cancelled()
-    await asyncio.sleep(0)
+    # The task's done callback (``_finished``) runs a loop turn after the task ends.
+    await wait_until(lambda: leased.job.id not in worker.in_flight, timeout=5, message="the done callback")
     assert leased.job.id not in worker.in_flight and leased.job.id not in worker.completer.acking

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.apps import sample
-from tests.worker.conftest import wait_for
+from tests.waiting import wait_until
 from tickr import App, JobState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,13 +71,14 @@ async def test_sigkill_mid_job(sample_app: App, queue: str, workers: Workers) ->
     alo = await sample.slow.enqueue(1.0, queue=queue)
     amo = await sample.slow.enqueue(1.0, queue=queue, execution="at_most_once")
     first = workers.start("--concurrency", "4", lease=1.0)
-    await wait_for(lambda: _count(sample_app, queue, 2), timeout=20)
+    await wait_until(lambda: _count(sample_app, queue, 2), timeout=20, message="both jobs to start")
     first.kill()
     first.wait(10)
     workers.start("--concurrency", "4", lease=1.0)
-    await wait_for(lambda: _is(sample_app, alo, JobState.SUCCEEDED), timeout=20)
+    await wait_until(lambda: _is(sample_app, alo, JobState.SUCCEEDED), timeout=20, message="the rerun to succeed")
     assert await state(sample_app, amo) == JobState.LOST
-    await asyncio.sleep(1.5)
+    # Nothing of the queue is left ready, scheduled or leased: no run of either job can still start.
+    await wait_until(lambda: sample_app.store.queues.drained([queue]), timeout=10, message="the queue to drain")
     log = await started(sample_app, queue)
     assert sum(entry.startswith(amo) for entry in log) == 1, "the at-most-once job ran again"
     assert sum(entry.startswith(alo) for entry in log) == 2
@@ -90,7 +91,7 @@ async def test_sigterm_with_100_in_flight_loses_nothing(sample_app: App, queue: 
         [{"type": "slow", "payload": {"seconds": 1.0}, "queue": queue} for _ in range(100)]
     )
     proc = workers.start("--concurrency", "100", lease=5.0)
-    await wait_for(lambda: _count(sample_app, queue, 100), timeout=30)
+    await wait_until(lambda: _count(sample_app, queue, 100), timeout=30, message="100 jobs to start")
     proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(proc.wait, 30) == 0
     runs = await sample_app.store.redis.hgetall(sample.runs_key(queue))
@@ -103,10 +104,10 @@ async def test_sigterm_with_100_in_flight_loses_nothing(sample_app: App, queue: 
 async def test_paused_worker_cannot_ack_a_job_taken_over(sample_app: App, queue: str, workers: Workers) -> None:
     job_id = await sample.slow.enqueue(2.0, queue=queue)
     paused = workers.start("--concurrency", "1", "--no-reaper", lease=1.0)
-    await wait_for(lambda: _count(sample_app, queue, 1), timeout=20)
+    await wait_until(lambda: _count(sample_app, queue, 1), timeout=20, message="the job to start")
     paused.send_signal(signal.SIGSTOP)
     second = workers.start("--concurrency", "1", lease=1.0)
-    await wait_for(lambda: _is(sample_app, job_id, JobState.SUCCEEDED), timeout=20)
+    await wait_until(lambda: _is(sample_app, job_id, JobState.SUCCEEDED), timeout=20, message="the takeover")
     winner = (await sample_app.get_job(job_id)).result
     assert winner is not None and winner["pid"] == second.pid
     paused.send_signal(signal.SIGCONT)
@@ -116,8 +117,10 @@ async def test_paused_worker_cannot_ack_a_job_taken_over(sample_app: App, queue:
         data = await sample_app.store.redis.hgetall(stats)
         return int(data.get("stale_acks", 0)) + int(data.get("stale_extends", 0))
 
-    assert await wait_for(refused, timeout=10) >= 1
-    await asyncio.sleep(2.5)  # the resumed worker's run would have finished by now
+    assert await wait_until(refused, timeout=10, message="a refused stale ack or extend") >= 1
+    # Stop the resumed worker: once it has exited, its run of the job is over, whatever it tried.
+    paused.send_signal(signal.SIGTERM)
+    await asyncio.to_thread(paused.wait, 30)
     job = await sample_app.get_job(job_id)
     assert job.status == JobState.SUCCEEDED and job.result is not None and job.result["pid"] == second.pid
 
@@ -130,7 +133,9 @@ async def test_long_job_is_not_run_twice_while_worker_lives(
     job_id = await sample.slow.enqueue(seconds, queue=queue)
     workers.start("--concurrency", "2", lease=lease)
     workers.start("--concurrency", "2", lease=lease)  # a second worker with a reaper, ready to steal
-    await wait_for(lambda: _is(sample_app, job_id, JobState.SUCCEEDED), timeout=seconds + 30)
+    await wait_until(
+        lambda: _is(sample_app, job_id, JobState.SUCCEEDED), timeout=seconds + 30, message="the job to succeed"
+    )
     assert len(await started(sample_app, queue)) == 1
     assert await sample_app.store.redis.hgetall(sample.runs_key(queue)) == {job_id: "1"}
 
@@ -148,13 +153,13 @@ async def test_supervisor_restarts_a_dead_process(sample_app: App, queue: str, w
                 found.add(int(info["pid"]))
         return found
 
-    before = await wait_for(lambda: _at_least(pids, 2), timeout=20)
+    before = await wait_until(lambda: _at_least(pids, 2), timeout=20, message="two workers")
     victim = sorted(before)[0]
     os.kill(victim, signal.SIGKILL)
-    after = await wait_for(lambda: _replaced(pids, before, victim), timeout=20)
+    after = await wait_until(lambda: _replaced(pids, before, victim), timeout=20, message="a replacement")
     assert victim not in after and len(after) == 2
     job_id = await sample.record.enqueue(queue=queue)
-    await wait_for(lambda: _is(sample_app, job_id, JobState.SUCCEEDED), timeout=10)
+    await wait_until(lambda: _is(sample_app, job_id, JobState.SUCCEEDED), timeout=10, message="the job")
     supervisor.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(supervisor.wait, 30) == 0
 
@@ -183,7 +188,7 @@ async def test_poison_job_is_dead_lettered_after_max_retries_reaps(
 ) -> None:
     job_id = await sample.poison.enqueue(queue=queue)
     workers.start("--processes", "2", "--concurrency", "1", lease=0.5)
-    await wait_for(lambda: _is(sample_app, job_id, JobState.DEAD), timeout=40)
+    await wait_until(lambda: _is(sample_app, job_id, JobState.DEAD), timeout=40, message="the dead letter")
     job = await sample_app.get_job(job_id)
     assert job.attempt == 3 and job.last_error is not None and job.last_error.type == "LeaseExpired"
     runs = await sample_app.store.redis.hgetall(sample.runs_key(queue))
@@ -211,14 +216,14 @@ async def test_workers_follow_a_supervisor_killed_with_sigkill(sample_app: App, 
                 found.add(int(info["pid"]))
         return found if len(found) == 2 else None
 
-    pids = await wait_for(children, timeout=20)
+    pids = await wait_until(children, timeout=20, message="two children")
     supervisor.kill()
     supervisor.wait(10)
 
     async def all_gone() -> bool:
         return all(_gone(pid) for pid in pids)
 
-    assert await wait_for(all_gone, timeout=20)
+    assert await wait_until(all_gone, timeout=20, message="the children to exit")
 
 
 async def _all(app: App, ids: list[str], wanted: JobState) -> bool:
@@ -238,9 +243,10 @@ async def test_one_ctrl_c_in_a_terminal_is_a_graceful_stop(sample_app: App, queu
     # A terminal sends SIGINT to its whole foreground process group: the supervisor gets its own
     # session here, so the group holds it (and, before the fix, its children) but not the test runner.
     supervisor = workers.start("--processes", "2", "--concurrency", "2", start_new_session=True)
-    await wait_for(lambda: _serving(sample_app, queue, 2), timeout=20)  # a child still importing dies on SIGINT
+    # a child still importing dies on SIGINT
+    await wait_until(lambda: _serving(sample_app, queue, 2), timeout=20, message="two workers serving")
     ids = await sample_app.enqueue_many([{"type": "sleep", "payload": {"ms": 1500}, "queue": queue}] * 2)
-    await wait_for(lambda: _all(sample_app, ids, JobState.ACTIVE), timeout=20)
+    await wait_until(lambda: _all(sample_app, ids, JobState.ACTIVE), timeout=20, message="both jobs running")
     os.killpg(supervisor.pid, signal.SIGINT)
     assert await asyncio.to_thread(supervisor.wait, 30) == 0
     for job_id in ids:
@@ -255,15 +261,15 @@ async def test_a_second_ctrl_c_hands_running_jobs_back(
         supervisor = workers.start(
             "--processes", "2", "--concurrency", "2", log_level="INFO", start_new_session=True, stderr=stderr
         )
-    await wait_for(lambda: _serving(sample_app, queue, 2), timeout=20)
+    await wait_until(lambda: _serving(sample_app, queue, 2), timeout=20, message="two workers serving")
     ids = await sample_app.enqueue_many([{"type": "sleep", "payload": {"ms": 60_000}, "queue": queue}] * 2)
-    await wait_for(lambda: _all(sample_app, ids, JobState.ACTIVE), timeout=20)
+    await wait_until(lambda: _all(sample_app, ids, JobState.ACTIVE), timeout=20, message="both jobs running")
     os.killpg(supervisor.pid, signal.SIGINT)
 
     async def both_stopping() -> bool:
         return log.read_text().count("stopping: finishing") >= 2
 
-    await wait_for(both_stopping, timeout=10)
+    await wait_until(both_stopping, timeout=10, message="both workers stopping")
     assert supervisor.poll() is None, "the first Ctrl+C did not wait for the running jobs"
     os.killpg(supervisor.pid, signal.SIGINT)
     assert await asyncio.to_thread(supervisor.wait, 15) == 0

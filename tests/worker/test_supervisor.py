@@ -14,18 +14,19 @@ from typing import Any
 
 import pytest
 
+from tests.waiting import wait_until_sync
 from tickr.worker.supervisor import Supervisor
 
 ROOT = Path(__file__).resolve().parents[2]
 
-DIES = "import sys, time; time.sleep(0.1); sys.exit(3)"
-LIVES = "import time; time.sleep(60)"
+DIES = "import sys, time; time.sleep(0.1); sys.exit(3)"  # child: lives 0.1 s, then fails
+LIVES = "import time; time.sleep(60)"  # child: runs until stopped
 # Lives a while, writes its time of death to argv[1] and exits 3; once that file exists, it lives on.
 DIES_ONCE = """
 import os, sys, time
 if os.path.exists(sys.argv[1]):
-    time.sleep(60)
-time.sleep(float(sys.argv[2]))
+    time.sleep(60)  # child: the restarted one runs until stopped
+time.sleep(float(sys.argv[2]))  # child: lives argv[2] seconds before it dies
 with open(sys.argv[1], "w") as out:
     out.write(repr(time.monotonic()))
 sys.exit(3)
@@ -39,7 +40,7 @@ try:
 except FileExistsError:
     exec(sys.argv[2])
 else:
-    time.sleep(0.1)
+    time.sleep(0.1)  # child: the first one lives 0.1 s, then fails
     sys.exit(3)
 """
 
@@ -48,23 +49,13 @@ def py(code: str, *args: str) -> list[str]:
     return [sys.executable, "-c", code, *args]
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
-    """Poll ``predicate`` until it is truthy (tests wait on state, not on fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
-    return value
-
-
 def supervise(sup: Supervisor, until: Callable[[], Any], timeout: float = 20.0) -> int:
     """Run ``sup`` in this (main) thread until ``until()`` holds, then stop it; returns its exit code."""
     met: list[bool] = []
 
     def watch() -> None:
         try:
-            met.append(bool(wait_until(until, timeout)))
+            met.append(bool(wait_until_sync(until, timeout, message="the supervisor's state")))
         finally:
             sup.stop()
 
@@ -105,7 +96,10 @@ def test_a_slot_restarts_on_its_own_timer_while_another_is_in_backoff(tmp_path: 
 @pytest.mark.parametrize(("stable", "grows"), [(0.2, False), (30.0, True)], ids=["reset", "no-reset"])
 def test_failure_count_starts_over_once_a_child_stayed_up(stable: float, grows: bool) -> None:
     sup = Supervisor(
-        py("import sys, time; time.sleep(0.3); sys.exit(3)"), 1, restart_backoff=0.25, stable_seconds=stable
+        py("import sys, time; time.sleep(0.3); sys.exit(3)"),  # child: lives 0.3 s, then fails
+        1,
+        restart_backoff=0.25,
+        stable_seconds=stable,
     )
     supervise(sup, lambda: len(sup.spawn_times[0]) >= 4)
     gaps = [b - a for a, b in zip(sup.spawn_times[0], sup.spawn_times[0][1:], strict=False)]
@@ -128,7 +122,7 @@ def test_sigterm_during_a_restart_backoff_stops_promptly_and_starts_no_child(tmp
     with log.open("wb") as stderr:
         proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT, stderr=stderr)
     try:
-        wait_until(lambda: "restarting in 5.0s" in log.read_text(), timeout=20)
+        wait_until_sync(lambda: "restarting in 5.0s" in log.read_text(), timeout=20, message="a restart backoff")
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(10)

@@ -1,4 +1,4 @@
-"""The FastAPI application factory: routers, problem+json errors, body limit, bearer auth, lifespan."""
+"""The FastAPI application factory: routers, problem+json errors, body limit, bearer auth, offline docs, lifespan."""
 
 from __future__ import annotations
 
@@ -6,18 +6,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from tickr.api import problems
 from tickr.api.auth import PUBLIC_PATHS, BearerAuth
 from tickr.api.deps import ApiState
 from tickr.api.limits import BodyLimit
-from tickr.api.routes import jobs, queues, recurring, system
+from tickr.api.routes import jobs, queues, recurring, system, tasks
 from tickr.app import App
 from tickr.config import Settings
 
 API_PREFIX = "/api/v1"
+DOCS_ASSETS = "/docs/assets"  # Swagger UI and ReDoc scripts, styles and icon, served from the fastapi-offline package
 DESCRIPTION = (
     "tickr's HTTP API: enqueue and inspect jobs, recurring (cron) jobs included, manage queues and the "
     "dead-letter queue, list workers. "
@@ -38,11 +42,19 @@ def create_app(settings: Settings, app: App | None = None) -> FastAPI:
         finally:
             await state.close()
 
-    api = FastAPI(title="tickr", version=system.tickr_version(), description=DESCRIPTION, lifespan=lifespan)
+    api = FastAPI(
+        title="tickr",
+        version=system.tickr_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served by _serve_docs, from local assets
+        redoc_url=None,
+    )
     api.state.tickr = state
     problems.install(api)
+    _serve_docs(api)
     api.include_router(system.health_router)
-    for router in (jobs.router, recurring.router, queues.router, system.router):
+    for router in (jobs.router, recurring.router, queues.router, tasks.router, system.router):
         api.include_router(router, prefix=API_PREFIX)
     api.include_router(jobs.legacy)
     api.include_router(queues.legacy)
@@ -52,6 +64,47 @@ def create_app(settings: Settings, app: App | None = None) -> FastAPI:
         api.add_middleware(BearerAuth, token=settings.api_token.get_secret_value())
         _document_bearer_auth(api)
     return api
+
+
+def _serve_docs(api: FastAPI) -> None:
+    """Swagger UI at ``/docs`` and ReDoc at ``/redoc`` whose assets tickr serves itself (no CDN, no fonts
+    service): the docs work with no internet. The assets sit under ``/docs`` and, like it, need the bearer
+    token when one is set."""
+    api.mount(DOCS_ASSETS, StaticFiles(packages=[("fastapi_offline", "static")]), name="docs-assets")
+    redirect_url = api.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @api.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = _root_path(request)
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{api.openapi_url}",
+            title=f"{api.title} - Swagger UI",
+            oauth2_redirect_url=f"{root}{redirect_url}",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
+        )
+
+    @api.get(redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @api.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = _root_path(request)
+        return get_redoc_html(
+            openapi_url=f"{root}{api.openapi_url}",
+            title=f"{api.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
+def _root_path(request: Request) -> str:
+    """The prefix a proxy mounts the API under (ASGI ``root_path``), as FastAPI's own docs routes use it."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
 
 
 def _document_bearer_auth(api: FastAPI) -> None:

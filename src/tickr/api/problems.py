@@ -1,8 +1,12 @@
 """The one place that maps exceptions to RFC 9457 ``application/problem+json`` responses.
 
 RequestValidationError, tickr ValidationError   422  with ``errors: [{field, message}]``
+  ... of a body that is not JSON                 400  ``invalid-json``, the position in ``detail``
+  ... not UTF-8 or nested too deeply to parse    400  ``invalid-json``
+UnicodeEncodeError                               422  a string the store cannot encode (fields are checked first)
 JobNotFound                                      404
 InvalidState                                     409
+IdempotencyConflict                              409  ``idempotency-conflict``
 StoreError (incl. StoreUnavailable)              503
 ConfigError (e.g. no Redis URL)                  503
 Problem (raised by routes), HTTPException        their status
@@ -22,7 +26,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tickr.core.errors import ConfigError, InvalidState, JobNotFound, StoreError, ValidationError
+from tickr.core.errors import (
+    ConfigError,
+    IdempotencyConflict,
+    InvalidState,
+    JobNotFound,
+    StoreError,
+    ValidationError,
+)
+from tickr.core.factory import has_lone_surrogate
 
 log = logging.getLogger("tickr.api")
 
@@ -46,6 +58,7 @@ class Problem(Exception):
         slug: str | None = None,
         errors: Sequence[Mapping[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -53,13 +66,20 @@ class Problem(Exception):
         self.slug = slug
         self.errors = list(errors) if errors is not None else None
         self.headers = dict(headers or {})
+        self.extra = dict(extra or {})  # extension members of the problem document (RFC 9457 section 3.2)
 
 
 def problem_body(
-    status: int, detail: str, *, slug: str | None = None, errors: Sequence[Mapping[str, str]] | None = None
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    errors: Sequence[Mapping[str, str]] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> bytes:
     """The JSON bytes of a problem document (also used by the pure-ASGI middlewares)."""
     document: dict[str, Any] = {
+        **(extra or {}),
         "type": problem_type(slug) if slug else "about:blank",
         "title": _title(status),
         "status": status,
@@ -67,7 +87,20 @@ def problem_body(
     }
     if errors is not None:
         document["errors"] = list(errors)
-    return orjson.dumps(document)
+    try:
+        return orjson.dumps(document)
+    except TypeError:  # a field name or message echoing a lone surrogate the client sent: show it escaped
+        return orjson.dumps(_escaped(document))
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode() if has_lone_surrogate(value) else value
+    if isinstance(value, Mapping):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(v) for v in value]
+    return value
 
 
 def problem_response(
@@ -77,9 +110,10 @@ def problem_response(
     slug: str | None = None,
     errors: Sequence[Mapping[str, str]] | None = None,
     headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Response:
     return Response(
-        problem_body(status, detail, slug=slug, errors=errors),
+        problem_body(status, detail, slug=slug, errors=errors, extra=extra),
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=dict(headers or {}),
@@ -127,8 +161,28 @@ def tickr_errors(exc: ValidationError) -> list[dict[str, str]]:
     return [{"field": field, "message": message} for field, message in exc.errors.items()]
 
 
+def invalid_json_detail(exc: RequestValidationError) -> str | None:
+    """``invalid JSON at line 1, column 9 (character 8): Expecting ...`` when the body did not parse, else None."""
+    for error in exc.errors():
+        if error.get("type") != "json_invalid":
+            continue
+        loc = tuple(error.get("loc", ()))
+        reason = str((error.get("ctx") or {}).get("error") or error.get("msg") or "not JSON")
+        position = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+        if position is None:
+            return f"invalid JSON: {reason}"
+        text = exc.body if isinstance(exc.body, str) else ""
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        return f"invalid JSON at line {line}, column {column} (character {position}): {reason}"
+    return None
+
+
 async def _request_validation(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    not_json = invalid_json_detail(exc)
+    if not_json is not None:
+        return problem_response(400, not_json, slug="invalid-json")
     errors = validation_errors(exc)
     return problem_response(422, "the request is not valid", slug="validation", errors=errors)
 
@@ -146,6 +200,17 @@ async def _invalid_state(_: Request, exc: Exception) -> Response:
     return problem_response(409, str(exc), slug="invalid-state")
 
 
+async def _idempotency_conflict(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IdempotencyConflict)
+    return problem_response(409, str(exc), slug="idempotency-conflict")
+
+
+async def _unencodable(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UnicodeEncodeError)
+    detail = f"a string in the request cannot be stored (UTF-8 only, no lone surrogates): {exc.reason}"
+    return problem_response(422, detail, slug="validation", errors=[{"field": "body", "message": detail}])
+
+
 async def _unavailable(_: Request, exc: Exception) -> Response:
     log.warning("store unavailable: %s", exc)
     detail = f"the job store (Redis/Valkey) is unavailable: {type(exc).__name__}"
@@ -158,11 +223,17 @@ async def _config(_: Request, exc: Exception) -> Response:
 
 async def _problem(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
-    return problem_response(exc.status, exc.detail, slug=exc.slug, errors=exc.errors, headers=exc.headers)
+    return problem_response(
+        exc.status, exc.detail, slug=exc.slug, errors=exc.errors, headers=exc.headers, extra=exc.extra
+    )
 
 
 async def _http(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError | RecursionError):  # FastAPI's body parsing
+        reason = "nested too deeply" if isinstance(cause, RecursionError) else f"not UTF-8 ({cause.reason})"
+        return problem_response(400, f"invalid JSON: {reason}", slug="invalid-json")
     return problem_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
@@ -177,6 +248,8 @@ def install(api: FastAPI) -> None:
     api.add_exception_handler(ValidationError, _tickr_validation)
     api.add_exception_handler(JobNotFound, _not_found)
     api.add_exception_handler(InvalidState, _invalid_state)
+    api.add_exception_handler(IdempotencyConflict, _idempotency_conflict)
+    api.add_exception_handler(UnicodeEncodeError, _unencodable)
     api.add_exception_handler(StoreError, _unavailable)
     api.add_exception_handler(ConfigError, _config)
     api.add_exception_handler(Problem, _problem)

@@ -11,7 +11,8 @@ import pydantic
 from tickr.api.models import RECURRING_ONLY, JobIn
 from tickr.api.problems import Problem
 from tickr.app import App
-from tickr.core.errors import ValidationError
+from tickr.core.errors import IdempotencyConflict, StoreError, ValidationError
+from tickr.core.factory import payload_problem, text_errors
 from tickr.core.job import Job
 from tickr.handlers.http import HttpPayload
 from tickr.tasks import due_time_ms
@@ -60,6 +61,15 @@ def check_http_payload(payload: dict[str, Any], from_fields: bool) -> dict[str, 
     return {}
 
 
+def payload_errors(payload: dict[str, Any], from_fields: bool) -> dict[str, str]:
+    """``{path: reason}`` of what in ``payload`` cannot be stored (``payload.a[3]``, or ``http_body.a[3]``)."""
+    found = payload_problem(payload)
+    if found is None:
+        return {}
+    path, reason = found
+    return {"http_" + path.removeprefix("payload.") if from_fields else path: reason}
+
+
 def invalid(what: str, errors: dict[str, str]) -> ValidationError:
     """The error for ``errors`` (``{field: message}``), e.g. ``invalid job: http_url: required ...``."""
     return ValidationError(f"invalid {what}: " + "; ".join(f"{k}: {v}" for k, v in errors.items()), errors)
@@ -68,12 +78,14 @@ def invalid(what: str, errors: dict[str, str]) -> ValidationError:
 def build(tickr: App, spec: JobIn, now: int) -> tuple[Job, int | None]:
     """A validated one-off job and its due time (ms, None = now). ``ValidationError`` names every bad field."""
     job_type, payload, errors = http_job(spec)
+    from_fields = bool(HTTP_FIELDS & spec.model_fields_set)
     if not errors and job_type == "http":
-        errors = check_http_payload(payload, from_fields=bool(HTTP_FIELDS & spec.model_fields_set))
+        errors = check_http_payload(payload, from_fields=from_fields)
     for name in spec.given(RECURRING_ONLY):
         errors[spec.spelled(name)] = "only for a recurring job (one with cron)"
     if spec.cron is not None:  # only reached in a batch: POST /jobs creates the recurring job
         errors[spec.spelled("cron")] = "a batch takes one-off jobs only: create recurring jobs with POST /api/v1/jobs"
+    errors |= {spec.spelled(k): v for k, v in text_errors(name=spec.name, description=spec.description).items()}
     if errors or job_type is None:
         raise invalid("job", errors)
     options: dict[str, Any] = {name: getattr(spec, name) for name in JOB_OPTIONS if getattr(spec, name) is not None}
@@ -81,8 +93,8 @@ def build(tickr: App, spec: JobIn, now: int) -> tuple[Job, int | None]:
         options["backoff"] = spec.backoff.model_dump()
     try:
         job = tickr.build_job(job_type, payload, **options)
-    except TypeError as exc:  # the payload is not JSON (NaN, integers beyond 64 bits)
-        raise ValidationError(str(exc), {"payload": str(exc)}) from None
+    except TypeError as exc:  # the payload cannot be stored (NaN, integers beyond 64 bits, lone surrogates...)
+        raise invalid("job", payload_errors(payload, from_fields) or {"payload": str(exc)}) from None
     job.name, job.description = spec.name, spec.description
     return job, due_time_ms(spec.delay, spec.run_at, now)
 
@@ -120,10 +132,57 @@ async def enqueue_one(tickr: App, spec: JobIn) -> tuple[Job, bool]:
 
 
 async def enqueue_batch(tickr: App, specs: Sequence[JobIn]) -> tuple[list[Job], int]:
-    """Enqueue a validated batch in one round trip; returns the stored jobs and how many were created."""
+    """Enqueue a validated batch in one round trip; returns the stored jobs and how many were created.
+
+    Every job is validated and encoded before the first is written: a refused batch writes nothing. Past
+    that point, a conflicting idempotency key is a 409 and a store failure a 503, both listing the jobs created.
+    """
     built = build_many(tickr, specs)
-    results = await tickr.store.enqueue_many(built)
+    try:
+        results = await tickr.store.enqueue_many(built)
+    except IdempotencyConflict as exc:
+        message = "idempotency key reused with a different request"
+        raise Problem(
+            409,
+            f"{message} ({len(exc.indexes)} job(s)); the rest of the batch was written",
+            slug="idempotency-conflict",
+            errors=[{"field": f"jobs[{i}].idempotency_key", "message": message} for i in exc.indexes],
+            extra={"created": _indexed(built, set(exc.created))},
+        ) from None
+    except StoreError as exc:
+        raise await interrupted(tickr, built, exc) from exc
     refs = [(job.queue, result.id) for (job, _), result in zip(built, results, strict=True)]
     stored = await tickr.store.jobs.get_jobs(refs)
     jobs = [found or job for found, (job, _) in zip(stored, built, strict=True)]
     return jobs, sum(1 for result in results if result.created)
+
+
+def _indexed(built: Sequence[tuple[Job, int | None]], ids: set[str]) -> list[dict[str, Any]]:
+    return [{"index": i, "id": job.id} for i, (job, _) in enumerate(built) if job.id in ids]
+
+
+async def interrupted(tickr: App, built: Sequence[tuple[Job, int | None]], exc: StoreError) -> Problem:
+    """The 503 for a batch the store failed during, saying which jobs it created as far as it can tell.
+
+    Job ids are new, so a job whose record exists right after the failure was created by this batch. Each
+    index is in one of ``created`` (``{index, id}``), ``not_created`` or, when the store cannot be read
+    either, ``unknown``.
+    """
+    try:
+        found = await tickr.store.jobs.get_jobs([(job.queue, job.id) for job, _ in built])
+    except StoreError:
+        unknown = list(range(len(built)))
+        detail = "could not tell which jobs were created: read them back, or send the batch again with idempotency keys"
+        extra: dict[str, Any] = {"created": [], "not_created": [], "unknown": unknown}
+    else:
+        created = {job.id for job in found if job is not None}
+        missing = [i for i, (job, _) in enumerate(built) if job.id not in created]
+        detail = f"{len(created)} of {len(built)} jobs were created; send the others (not_created) again"
+        extra = {"created": _indexed(built, created), "not_created": missing, "unknown": []}
+    return Problem(
+        503,
+        f"the job store (Redis/Valkey) failed during the batch ({type(exc).__name__}): {detail}",
+        slug="batch-interrupted",
+        headers={"Retry-After": "5"},
+        extra=extra,
+    )

@@ -327,6 +327,7 @@ class WorkerOut(BaseModel):
     in_flight: int | None
     last_heartbeat: str | None
     last_heartbeat_ms: int
+    types: list[str]  # the task types it runs
 
     @classmethod
     def of(cls, worker: WorkerInfo) -> WorkerOut:
@@ -339,6 +340,7 @@ class WorkerOut(BaseModel):
             in_flight=worker.in_flight,
             last_heartbeat=rfc3339(worker.last_heartbeat_ms),
             last_heartbeat_ms=worker.last_heartbeat_ms,
+            types=worker.types,
         )
 
 

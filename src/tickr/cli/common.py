@@ -9,9 +9,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from tickr.app import App
-from tickr.config import Settings
+from tickr.config import Settings, discover_redis_url
 from tickr.core.errors import StoreUnavailable, TickrError, ValidationError
-from tickr.runtime.up import discover_redis_url
 
 T = TypeVar("T")
 

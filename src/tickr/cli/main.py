@@ -34,7 +34,8 @@ cli = typer.Typer(
 @cli.command()
 def worker(
     app: Annotated[
-        str | None, typer.Argument(help="module:attr of your tickr.App (built-in job types only if omitted)")
+        list[str] | None,
+        typer.Argument(help="module:attr of your tickr.App; several are merged (built-in job types only if omitted)"),
     ] = None,
     queues: Annotated[str | None, typer.Option("--queues", "-q", help="comma-separated queues")] = None,
     concurrency: Annotated[
@@ -93,27 +94,42 @@ def _strip_option(argv: list[str], names: tuple[str, ...]) -> list[str]:
 
 @cli.command()
 def up(
-    app: Annotated[str | None, typer.Argument(help="module:attr of your tickr.App")] = None,
-    concurrency: Annotated[int | None, typer.Option("--concurrency", "-c", min=1)] = None,
+    apps: Annotated[
+        list[str] | None,
+        typer.Argument(help="module:attr of your tickr.App; several are merged (built-in job types only if omitted)"),
+    ] = None,
+    queues: Annotated[str | None, typer.Option("--queues", "-q", help="comma-separated queues")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", "-c", min=1, help="jobs at once per process")
+    ] = None,
+    processes: Annotated[int, typer.Option("--processes", "-p", min=1, help="worker processes in all")] = 1,
     data_dir: Annotated[str | None, typer.Option("--data-dir", envvar="TICKR_DATA_DIR")] = None,
     host: Annotated[str | None, typer.Option("--host", envvar="TICKR_API_HOST", help="API address")] = None,
-    port: Annotated[int | None, typer.Option("--port", envvar="TICKR_API_PORT", help="API port")] = None,
+    port: Annotated[int | None, typer.Option("--port", envvar="TICKR_API_PORT", help="API port (0: no API)")] = None,
     insecure: Annotated[bool, typer.Option("--insecure", help="serve beyond loopback without a token")] = False,
 ) -> None:
-    """Run everything in one process: embedded Valkey (unless TICKR_REDIS_URL), API, workers, reaper."""
-    settings = load_settings(concurrency=concurrency, data_dir=data_dir, api_host=host, api_port=port)
+    """Run everything in one process: embedded Valkey (unless TICKR_REDIS_URL), API, workers, scheduler, reaper."""
+    settings = load_settings(queues=queues, concurrency=concurrency, data_dir=data_dir, api_host=host, api_port=port)
     configure_logging(settings.log_level, settings.log_format)
     from tickr.api.server import check_bind
+    from tickr.runtime.loader import load_app
     from tickr.runtime.up import run_up
 
     try:
         check_bind(settings.api_host, settings.api_token, insecure)
+        load_app(apps, settings)  # fail on a bad app (exit 2) before the server starts
     except ConfigError as exc:
         raise fail_usage(str(exc)) from None
-    if settings.api_port:
-        typer.echo(f"tickr API and docs at http://{settings.api_host}:{settings.api_port}/docs", err=True)
     try_uvloop()
-    run_async(lambda: run_up(settings, app, serve_api=bool(settings.api_port)))
+    run_async(
+        lambda: run_up(
+            settings,
+            apps,
+            serve_api=bool(settings.api_port),
+            processes=processes,
+            announce=lambda text: typer.echo(text, err=True),
+        )
+    )
 
 
 @cli.command()

@@ -1,5 +1,10 @@
 """Operations from the shell: enqueue, jobs, queues, dlq, workers. Tables for people, ``--json`` for scripts.
 
+``--json`` has one shape per kind: a listing is ``{"items": [...], "next_cursor": ...}`` (null at the end, and
+for listings that are not paged), a job is the job's ``to_dict()`` (also after cancel and replay).
+Tables fit the terminal: at 80 columns a job listing shows id, type, status, attempt and error; from
+140 columns on also queue, priority and created.
+
 Exit codes: 0 success, 1 a failed operation (unknown job, wrong state, Redis down), 2 bad usage.
 """
 
@@ -13,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -21,6 +27,9 @@ from tickr.cli.common import EXIT_FAILED, EXIT_USAGE, JsonOpt, RedisOpt, fail, l
 from tickr.core.job import Job
 
 T = TypeVar("T")
+
+WIDE_COLUMNS = 140  # from this width on, job listings show every column
+ERROR_CHARS = 120
 
 jobs_cli = typer.Typer(help="Inspect and manage jobs.", no_args_is_help=True)
 dlq_cli = typer.Typer(help="The dead-letter queue.", no_args_is_help=True)
@@ -34,21 +43,47 @@ def _print_json(value: Any) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
+def _print_items(items: list[Any], next_cursor: str | None = None) -> None:
+    """A listing, in the one shape every ``--json`` listing has."""
+    _print_json({"items": items, "next_cursor": next_cursor})
+
+
 def _when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"
 
 
+def _table(title: str | None = None, *, show_header: bool = True) -> Table:
+    """A borderless table: no column separators to pay for, so more of 80 columns goes to the values."""
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        show_header=show_header,
+    )
+
+
 def _jobs_table(jobs: list[Job], title: str) -> None:
-    table = Table(title=title)
-    table.add_column("id", no_wrap=True)
-    for column in ("type", "queue", "priority", "status", "attempt", "created", "error"):
-        table.add_column(column)
+    console = Console()
+    wide = console.width >= WIDE_COLUMNS
+    table = _table(title)
+    table.add_column("id", no_wrap=True, min_width=36)  # whole, so it can be copied
+    table.add_column("type", overflow="fold", max_width=24)
+    if wide:
+        table.add_column("queue", overflow="fold", max_width=24)
+        table.add_column("priority", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("try", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("created", no_wrap=True)
+    table.add_column("error", overflow="fold", min_width=12, max_width=60)
     for job in jobs:
-        error = job.last_error.message[:60] if job.last_error else ""
-        table.add_row(
-            job.id, job.type, job.queue, job.priority, job.status, str(job.attempt), _when(job.created_at), error
-        )
-    Console().print(table)
+        error = job.last_error.message.strip().splitlines()[0][:ERROR_CHARS] if job.last_error else ""
+        middle = [job.queue, job.priority] if wide else []
+        created = [_when(job.created_at)] if wide else []
+        table.add_row(job.id, job.type, *middle, job.status, str(job.attempt), *created, error)
+    console.print(table)
 
 
 def enqueue(
@@ -76,6 +111,8 @@ def enqueue(
     }
 
     async def action(app: App) -> Job:
+        if job_type not in app.registry:  # the built-in types: this command loads no app of yours
+            typer.echo(f"warning: no worker has registered type {job_type!r} (yet)", err=True)
         job_id = await app.enqueue(job_type, body, **{k: v for k, v in options.items() if v is not None})
         return await app.get_job(job_id)
 
@@ -102,7 +139,7 @@ def jobs_list(
         lambda app: app.inspector.list_jobs(queue=queue, status=status, job_type=job_type, limit=limit, cursor=cursor),
     )
     if as_json:
-        _print_json({"jobs": [j.to_dict() for j in page.jobs], "next_cursor": page.next_cursor})
+        _print_items([j.to_dict() for j in page.jobs], page.next_cursor)
         return
     _jobs_table(page.jobs, f"{len(page.jobs)} jobs")
     if page.next_cursor:
@@ -116,7 +153,9 @@ def jobs_show(job_id: str, redis_url: RedisOpt = None, as_json: JsonOpt = False)
     if as_json:
         _print_json(job.to_dict())
         return
-    table = Table(show_header=False)
+    table = _table(show_header=False)
+    table.add_column("field", no_wrap=True, style="bold")
+    table.add_column("value", overflow="fold")
     for key, value in job.to_dict().items():
         if key in ("created_at", "scheduled_for", "started_at", "finished_at"):
             value = _when(value)
@@ -128,9 +167,13 @@ def jobs_show(job_id: str, redis_url: RedisOpt = None, as_json: JsonOpt = False)
 
 def _state_change(verb: str, call: Callable[[App, str], Awaitable[str]]) -> Callable[..., None]:
     def command(job_id: str, redis_url: RedisOpt = None, as_json: JsonOpt = False) -> None:
-        status = _run(redis_url, lambda app: call(app, job_id))
-        if as_json:
-            _print_json({"id": job_id, "status": status})
+        async def action(app: App) -> tuple[str, Job | None]:
+            status = await call(app, job_id)
+            return status, (await app.get_job(job_id) if as_json else None)
+
+        status, job = _run(redis_url, action)
+        if job is not None:
+            _print_json(job.to_dict())
         else:
             typer.echo(f"{job_id} {status}")
 
@@ -153,7 +196,7 @@ def queues(redis_url: RedisOpt = None, as_json: JsonOpt = False) -> None:
 
     stats = _run(redis_url, action)
     if as_json:
-        _print_json(
+        _print_items(
             [
                 {
                     "name": s.name,
@@ -170,9 +213,11 @@ def queues(redis_url: RedisOpt = None, as_json: JsonOpt = False) -> None:
             ]
         )
         return
-    table = Table(title="queues")
-    for column in ("queue", "paused", "queued", "scheduled", "active", "dead", "done", "jobs/s (1 min)"):
-        table.add_column(column)
+    table = _table("queues (jobs/s: finished per second over the last minute)")
+    table.add_column("queue", overflow="fold", max_width=32)
+    table.add_column("paused", no_wrap=True)
+    for column in ("queued", "scheduled", "active", "dead", "done", "jobs/s"):
+        table.add_column(column, justify="right", no_wrap=True)
     for s in stats:
         table.add_row(
             s.name,
@@ -191,15 +236,18 @@ def queues(redis_url: RedisOpt = None, as_json: JsonOpt = False) -> None:
 def dlq_list(
     queue: Annotated[str, typer.Option("--queue", "-q")] = "default",
     limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+    cursor: Annotated[str | None, typer.Option("--cursor")] = None,
     redis_url: RedisOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Dead jobs of a queue, newest first."""
-    page = _run(redis_url, lambda app: app.inspector.list_jobs(queue=queue, status="dead", limit=limit))
+    page = _run(redis_url, lambda app: app.inspector.list_jobs(queue=queue, status="dead", limit=limit, cursor=cursor))
     if as_json:
-        _print_json([j.to_dict() for j in page.jobs])
-    else:
-        _jobs_table(page.jobs, f"dead jobs in {queue}")
+        _print_items([j.to_dict() for j in page.jobs], page.next_cursor)
+        return
+    _jobs_table(page.jobs, f"{len(page.jobs)} dead jobs in {queue}")
+    if page.next_cursor:
+        typer.echo(f"more: --cursor {page.next_cursor}")
 
 
 @dlq_cli.command("replay")
@@ -232,7 +280,7 @@ def workers(redis_url: RedisOpt = None, as_json: JsonOpt = False) -> None:
     """Live workers, from their heartbeats."""
     found = _run(redis_url, lambda app: app.store.workers.live())
     if as_json:
-        _print_json(
+        _print_items(
             [
                 {
                     "id": w.id,
@@ -247,9 +295,14 @@ def workers(redis_url: RedisOpt = None, as_json: JsonOpt = False) -> None:
             ]
         )
         return
-    table = Table(title="workers")
-    for column in ("id", "host", "pid", "queues", "concurrency", "in flight", "last heartbeat"):
-        table.add_column(column)
+    table = _table("workers")
+    table.add_column("id", overflow="fold", max_width=40)
+    table.add_column("host", overflow="fold", max_width=24)
+    table.add_column("pid", justify="right", no_wrap=True)
+    table.add_column("queues", overflow="fold", max_width=30)
+    table.add_column("slots", justify="right", no_wrap=True)
+    table.add_column("busy", justify="right", no_wrap=True)
+    table.add_column("last heartbeat", no_wrap=True)
     for w in found:
         table.add_row(
             w.id,

@@ -5,6 +5,7 @@
     ├── ValidationError         a job or schedule definition that cannot be accepted
     ├── JobNotFound             no job with that id
     ├── InvalidState            the job's state does not allow the operation
+    ├── IdempotencyConflict     an idempotency key reused with a different request
     └── StoreError              Redis/Valkey answered with an error (raised only by ``tickr.store``)
         └── StoreUnavailable    Redis/Valkey cannot be reached (connection, timeout, failover in progress)
 
@@ -15,6 +16,8 @@ Handler outcomes (raised inside a task, never leave the worker):
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class TickrError(Exception):
@@ -52,6 +55,22 @@ class InvalidState(TickrError):
         self.job_id = job_id
         self.state = state
         self.operation = operation
+
+
+class IdempotencyConflict(TickrError):
+    """An idempotency key that already names a job made from a different request (the API answers 409).
+
+    ``key`` and ``job_id`` (the job the key names) are those of the first conflict. A batch is written in full
+    before this is raised: ``indexes`` are then the positions of every conflicting job, ``created`` the ids of
+    the jobs the batch did create. The same request again is no conflict: it returns the first job.
+    """
+
+    def __init__(self, key: str, job_id: str, *, indexes: Sequence[int] = (), created: Sequence[str] = ()) -> None:
+        super().__init__(f"idempotency key {key!r} reused with a different request (it names job {job_id})")
+        self.key = key
+        self.job_id = job_id
+        self.indexes = list(indexes)
+        self.created = list(created)
 
 
 class StoreError(TickrError):

@@ -10,15 +10,17 @@ import os
 import random
 import re
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from tickr.context import current_job
 from tickr.core.errors import ConfigError, Permanent, Retry
@@ -33,6 +35,12 @@ SMTP_TIMEOUT_SECONDS = 30.0
 
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class NoopPayload(BaseModel):
+    """Any JSON object; its contents are ignored."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 async def noop(payload: dict[str, Any]) -> None:
@@ -211,27 +219,70 @@ async def email(payload: dict[str, Any]) -> dict[str, Any]:
     return {"to": job.to, "sent": True}
 
 
+Row = dict[str, JsonValue]
+
+
 class ReportPayload(_Payload):
-    """``{"name": "daily-sales", "rows": 100}``."""
+    """``{"name": "daily-sales", "rows": 100}`` (that many generated rows) or ``{"name": "sales", "rows": [{...}]}``
+    (those objects, one line each, their keys the columns in the order first seen)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    rows: int = Field(100, ge=1, le=MAX_REPORT_ROWS, strict=True)
+    rows: (
+        Annotated[int, Field(ge=1, le=MAX_REPORT_ROWS, strict=True)]
+        | Annotated[list[Row], Field(min_length=1, max_length=MAX_REPORT_ROWS)]
+    ) = 100
+
+    @field_validator("rows", mode="before")
+    @classmethod
+    def _check_rows(cls, value: Any) -> Any:
+        # One message naming ``rows`` instead of one per member of the union.
+        if isinstance(value, list):
+            if not 1 <= len(value) <= MAX_REPORT_ROWS:
+                raise ValueError(f"must hold 1 to {MAX_REPORT_ROWS} rows (got {len(value)})")
+            bad = next((i for i, row in enumerate(value) if not isinstance(row, dict)), None)
+            if bad is not None:
+                raise ValueError(f"row {bad} is not an object (each row is an object: column -> value)")
+        elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPORT_ROWS:
+            raise ValueError(f"must be a row count from 1 to {MAX_REPORT_ROWS}, or a list of row objects")
+        return value
 
 
-def _write_report(path: Path, name: str, rows: int, seed: str) -> None:
-    """Write the CSV to a temporary file beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _generated(name: str, rows: int, seed: str) -> tuple[list[str], Iterable[Sequence[Any]]]:
+    """Demo data: ``rows`` lines of id, name, value, created_at."""
     rng = random.Random(seed)  # deterministic demo data, not for security
     base = datetime.now(UTC).replace(microsecond=0)
+    lines = (
+        (i, f"{name}-{i}", f"{rng.uniform(0, 1000):.2f}", (base - timedelta(seconds=rows - i)).isoformat())
+        for i in range(1, rows + 1)
+    )
+    return ["id", "name", "value", "created_at"], lines
+
+
+def _cell(value: JsonValue) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return orjson.dumps(value).decode()  # a nested list or object, as compact JSON
+
+
+def _from_data(rows: list[Row]) -> tuple[list[str], Iterable[Sequence[Any]]]:
+    """The given rows: every key seen is a column (first seen first); a row without one leaves it empty."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return columns, ([_cell(row.get(column)) for column in columns] for row in rows)
+
+
+def _write_report(path: Path, header: Sequence[str], lines: Iterable[Sequence[Any]]) -> None:
+    """Write the CSV to a temporary file beside ``path`` and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(("id", "name", "value", "created_at"))
-            writer.writerows(
-                (i, f"{name}-{i}", f"{rng.uniform(0, 1000):.2f}", (base - timedelta(seconds=rows - i)).isoformat())
-                for i in range(1, rows + 1)
-            )
+            writer.writerow(header)
+            writer.writerows(lines)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -242,10 +293,17 @@ def _write_report(path: Path, name: str, rows: int, seed: str) -> None:
 
 
 async def report(payload: dict[str, Any]) -> dict[str, Any]:
-    """Write ``<data_dir>/reports/<name>-<job_id>.csv`` with ``rows`` rows; returns ``{"path", "rows"}``."""
+    """Write ``<data_dir>/reports/<name>-<job_id>.csv``: ``rows`` generated rows, or the ``rows`` objects given;
+    returns ``{"path", "rows"}``."""
     job = parse_payload(ReportPayload, payload, "report")
     ctx = current_job()
     safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", ctx.job_id)
     path = (Path(ctx.settings.data_dir) / "reports" / f"{job.name}-{safe_id}.csv").absolute()
-    await asyncio.to_thread(_write_report, path, job.name, job.rows, ctx.job_id)
-    return {"path": str(path), "rows": job.rows}
+    if isinstance(job.rows, int):
+        header, lines = _generated(job.name, job.rows, ctx.job_id)
+        count = job.rows
+    else:
+        header, lines = _from_data(job.rows)
+        count = len(job.rows)
+    await asyncio.to_thread(_write_report, path, header, lines)
+    return {"path": str(path), "rows": count}

@@ -19,6 +19,7 @@ from typing import Any
 
 from tickr.app import App
 from tickr.runtime.embedded import EmbeddedValkey
+from tickr.store.workers import WorkerInfo
 
 
 def new_queue() -> str:
@@ -62,6 +63,14 @@ class WorkerProcess:
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     ended_at: float = 0.0
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def exited(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "tickr", "worker"]
@@ -120,6 +129,11 @@ def running(workers: Sequence[WorkerProcess]) -> Iterator[Sequence[WorkerProcess
     finally:
         for worker in workers:
             worker.stop(timeout=10)
+
+
+async def serving(app: App, queue: str) -> list[WorkerInfo]:
+    """The live workers (heartbeat entry not expired) that serve ``queue``."""
+    return [info for info in await app.store.workers.live() if queue in info.queues]
 
 
 def _version(package: str) -> str:

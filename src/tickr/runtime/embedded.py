@@ -87,6 +87,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _bindable(port: int) -> bool:
+    """True if nothing listens on ``port`` of the loopback (valkey binds with SO_REUSEADDR, as here)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
 def _pid_alive(pid: int) -> bool:
     """True if ``pid`` names a live (non-zombie) process."""
     try:
@@ -174,8 +185,12 @@ class EmbeddedValkey:
     """Runs a private valkey-server process.
 
     The server listens on 127.0.0.1 (a free port unless ``port`` is given) or, with ``unix_socket=True``,
-    on ``<data_dir>/valkey.sock`` only. ``persistent=True`` keeps an append-only file in ``data_dir`` so a
-    restart on the same directory finds the previous data; ``persistent=False`` writes neither AOF nor RDB.
+    on a unix socket only: ``socket_path`` (default ``<data_dir>/valkey.sock``). A socket path longer than
+    the AF_UNIX limit (107 bytes on Linux) falls back to TCP. ``port_file`` makes a TCP address stable
+    across restarts: the port picked at the first start is written there and reused by later starts (a new
+    one is picked, and written, only if another program took it). ``persistent=True`` keeps an append-only
+    file in ``data_dir`` so a restart on the same directory finds the previous data; ``persistent=False``
+    writes neither AOF nor RDB.
     ``cluster=True`` runs a one-node cluster owning all 16384 slots, so cross-slot commands fail as they
     would on a real cluster. ``extra_args`` are appended to the command line (``["--maxmemory", "64mb"]``)
     and override the defaults. The server is stopped at interpreter exit and, on Linux, gets SIGTERM if
@@ -188,13 +203,18 @@ class EmbeddedValkey:
         *,
         port: int | None = None,
         unix_socket: bool = False,
+        socket_path: Path | None = None,
+        port_file: Path | None = None,
         persistent: bool = True,
         cluster: bool = False,
         extra_args: Sequence[str] = (),
     ) -> None:
         self._data_dir = Path(data_dir).absolute()
         self._requested_port = port
-        self._unix_socket = unix_socket
+        self._unix_socket = unix_socket or socket_path is not None
+        self._wanted_socket = Path(socket_path).absolute() if socket_path is not None else self._data_dir / SOCKET_FILE
+        self._port_file = Path(port_file).absolute() if port_file is not None else None
+        self._kept_port_taken = False
         self._persistent = persistent
         self._cluster = cluster
         self._extra_args = tuple(extra_args)
@@ -272,6 +292,7 @@ class EmbeddedValkey:
                     if attempt == _PORT_ATTEMPTS:
                         raise EmbeddedValkeyError(f"valkey-server could not bind a port: {exc}") from None
                     logger.info("port taken before valkey-server could bind it (%s); retrying", exc)
+            self._keep_port()
             try:
                 if self._cluster:
                     self._setup_cluster(deadline)
@@ -372,7 +393,7 @@ class EmbeddedValkey:
     def _choose_endpoint(self) -> tuple[int, Path | None]:
         """Return (tcp_port, unix_socket_path or None) for the next launch attempt."""
         if self._unix_socket:
-            path = self._data_dir / SOCKET_FILE
+            path = self._wanted_socket
             if len(os.fsencode(path)) <= _SUN_PATH_MAX:
                 return (self._requested_port or 0), path
             logger.warning(
@@ -380,7 +401,33 @@ class EmbeddedValkey:
                 path,
                 _SUN_PATH_MAX,
             )
-        return (self._requested_port if self._requested_port is not None else _free_port()), None
+        if self._requested_port is not None:
+            return self._requested_port, None
+        kept = None if self._kept_port_taken else self._kept_port()
+        if kept is not None and not _bindable(kept):
+            logger.warning("port %d kept in %s is taken by another program; picking another", kept, self._port_file)
+            self._kept_port_taken, kept = True, None
+        return (kept or _free_port()), None
+
+    def _kept_port(self) -> int | None:
+        """The port a previous start wrote to ``port_file``, if any."""
+        if self._port_file is None:
+            return None
+        try:
+            port = int(self._port_file.read_text().strip())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            logger.warning("ignoring unreadable port file %s", self._port_file)
+            return None
+        return port if 0 < port < 65536 else None
+
+    def _keep_port(self) -> None:
+        """After a start on TCP, write the port to ``port_file`` so the next start listens on it again."""
+        if self._port_file is None or self._socket_path is not None or self._requested_port is not None:
+            return
+        if self._port != self._kept_port():
+            self._port_file.write_text(f"{self._port}\n")
 
     def _command_line(self, binary: Path, port: int, socket_path: Path | None, bus_port: int | None) -> list[str]:
         d = self._data_dir
@@ -461,11 +508,14 @@ class EmbeddedValkey:
             if code is not None:
                 reason = self._exit_reason(log_offset)
                 if "Address already in use" in reason and self._port_is_ours_to_change():
+                    if self._port == self._kept_port():
+                        self._kept_port_taken = True
                     raise _PortInUseError(reason.splitlines()[-1] if reason else "address in use")
                 raise EmbeddedValkeyError(f"valkey-server exited with code {code} during start:\n{reason}")
             try:
                 with self._probe(timeout=0.5) as probe:
-                    if probe.ping():
+                    # the server's own pid: on a reused TCP port another server might answer first
+                    if probe.ping() and int(probe.info("server").get("process_id", proc.pid)) == proc.pid:
                         return
             except redis.RedisError as exc:  # not listening yet, or LOADING the AOF
                 last_error = exc

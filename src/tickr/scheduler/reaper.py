@@ -13,7 +13,8 @@ MIN_SLEEP_SECONDS = 0.01
 
 
 class Reaper(LoopService):
-    """Returns expired at-least-once leases to ready (or the DLQ), marks at-most-once ones lost.
+    """Returns expired at-least-once leases to ready (or the DLQ), marks at-most-once ones lost, and
+    dead-letters jobs parked for want of a worker that runs their type once the grace period is over.
 
     Runs inside every worker by default; any number may run at once (each reap is one script). Lease
     deadlines are Redis server times: the wait until the next one is read on the store's server clock.
@@ -22,13 +23,17 @@ class Reaper(LoopService):
     name = "reaper"
     log = log
 
-    def __init__(self, store: RedisStore, queues: list[str], max_sleep: float) -> None:
+    def __init__(
+        self, store: RedisStore, queues: list[str], max_sleep: float, unknown_type_grace_ms: int | None = None
+    ) -> None:
         super().__init__()
         self.store = store
         self.queues = queues
         self.max_sleep = max_sleep
         self.max_backoff = max_sleep
+        self.unknown_type_grace_ms = unknown_type_grace_ms  # None: parked jobs are left alone
         self.reaped = 0
+        self.unrunnable = 0
 
     async def run_pass(self) -> float:
         return await self.reap_once()
@@ -51,7 +56,15 @@ class Reaper(LoopService):
                     result.dead,
                     result.lost,
                 )
-            if result.next_deadline_ms is not None:
-                wait = self.store.clock.seconds_until(result.next_deadline_ms) + DEADLINE_MARGIN_SECONDS
-                sleep = min(sleep, max(MIN_SLEEP_SECONDS, wait))
+            deadlines = [result.next_deadline_ms]
+            if self.unknown_type_grace_ms is not None:
+                dead, next_check = await self.store.expire_unrunnable(queue, self.unknown_type_grace_ms)
+                if dead:
+                    self.unrunnable += dead
+                    log.warning("dead-lettered %d jobs on %s: no live worker runs their type", dead, queue)
+                deadlines.append(next_check)
+            for deadline in deadlines:
+                if deadline is not None:
+                    wait = self.store.clock.seconds_until(deadline) + DEADLINE_MARGIN_SECONDS
+                    sleep = min(sleep, max(MIN_SLEEP_SECONDS, wait))
         return sleep

@@ -2,19 +2,64 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
 
+from tickr.core.errors import ValidationError
+from tickr.core.factory import has_lone_surrogate, payload_problem
 from tickr.core.job import Execution, Job, JobError, JobState, Priority
 from tickr.core.retry import Backoff
 
 _DEFAULT_BACKOFF = Backoff()
+_TEXT_FIELDS = ("idempotency_key", "name", "description", "schedule_id")
 
 
 def dumps(value: Any) -> str:
-    """JSON text of ``value`` (orjson; refuses non-JSON types with TypeError)."""
+    """JSON text of ``value`` (orjson). TypeError for what it refuses: non-JSON types, integers beyond 64 bits,
+    lone surrogates, lists and objects nested deeper than 254 levels (``core.factory.payload_problem`` finds
+    each of these first, naming the path)."""
     return orjson.dumps(value).decode()
+
+
+def payload_json(job: Job) -> str:
+    """The payload's JSON text, once every free-text field of ``job`` is known to be encodable.
+
+    ``ValidationError`` naming the field otherwise: bad input is refused before anything is written,
+    never halfway through a write.
+    """
+    for name in _TEXT_FIELDS:
+        value = getattr(job, name)
+        if value is not None and has_lone_surrogate(value):
+            reason = "string with a lone surrogate"
+            raise ValidationError(f"invalid job: {name}: {reason}", {name: reason})
+    try:
+        return dumps(job.payload)
+    except TypeError as exc:
+        path, reason = payload_problem(job.payload) or ("payload", str(exc))
+        raise ValidationError(f"payload is not JSON-serialisable: {path} ({reason})", {path: reason}) from None
+
+
+def fingerprint(job: Job) -> str:
+    """SHA-1 hex of what a request for ``job`` asked for: two requests with one idempotency key must agree.
+
+    Type, payload (keys sorted), queue, priority, retries, backoff, timeout, execution, name and description;
+    not the due time (a retried request with a relative ``delay`` computes another one).
+    """
+    request = [
+        job.type,
+        job.payload,
+        job.queue,
+        job.priority.value,
+        job.max_retries,
+        job.backoff.to_dict(),
+        job.timeout,
+        job.execution.value,
+        job.name,
+        job.description,
+    ]
+    return hashlib.sha1(orjson.dumps(request, option=orjson.OPT_SORT_KEYS), usedforsecurity=False).hexdigest()
 
 
 def loads(text: str | bytes) -> Any:

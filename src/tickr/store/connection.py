@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable
-from typing import Any
+import logging
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tickr.store.resp import RespConnection, endpoint_of, open_connection, pack_command
+from tickr.store.resp import Endpoint, RespConnection, UnsupportedEndpoint, endpoint_of, open_connection, pack_command
 
-__all__ = ["STREAM_CHUNK", "LanePool", "Script", "ScriptLane", "connect", "pack_command"]
+__all__ = [
+    "STREAM_CHUNK",
+    "LanePool",
+    "Script",
+    "ScriptLane",
+    "UnsupportedEndpoint",
+    "connect",
+    "lane_endpoint",
+    "pack_command",
+]
+
+logger = logging.getLogger("tickr.store.lane")
 
 
 def connect(url: str, *, cluster: bool = False, max_connections: int = 128, **options: Any) -> Redis:
@@ -67,76 +79,145 @@ Script = tuple[str, str, int, list[Any]]  # (source, sha, number of keys, keys +
 STREAM_CHUNK = 16  # commands per write when streaming: small, so the server starts early
 
 
+def lane_endpoint(redis: object) -> Endpoint:
+    """Where the lane of ``redis`` connects; ``UnsupportedEndpoint`` (a ``ValueError``) says why it has none.
+
+    The lane speaks what a client made by ``connect`` does over RESP2: host/port, unix socket, TLS
+    (``rediss://``), AUTH with a password or a username and password, SELECT, a client name. Anything else
+    (a cluster client, a pool that is not a ``LanePool``, RESP3, a credential provider, sentinel) has none.
+    """
+    if not isinstance(redis, Redis):
+        raise UnsupportedEndpoint(f"a {type(redis).__name__} client, not a single-server redis.asyncio.Redis")
+    pool = redis.connection_pool
+    if not isinstance(pool, LanePool):
+        raise UnsupportedEndpoint(f"a {type(pool).__name__}, not tickr's LanePool (made by connect())")
+    return endpoint_of(pool.connection_class, pool.connection_kwargs)
+
+
+_reasons_logged: set[str] = set()
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One ``stream``: its commands, those taken from ``source`` so far, and the replies received, in order."""
+
+    source: AsyncIterator[Script]
+    sent: list[Script] = field(default_factory=list)
+    replies: list[Any] = field(default_factory=list)
+    source_failed: bool = False  # ``source`` raised: the caller's error, never retried
+
+
+def _keep_answered(waiters: list[asyncio.Future[Any]], replies: list[Any]) -> None:
+    """Append the replies of ``waiters`` up to the first without one (or with a ``ConnectionError`` kind)."""
+    for waiter in waiters:
+        if not waiter.done() or waiter.cancelled() or waiter.exception() is not None:
+            return
+        reply = waiter.result()
+        if isinstance(reply, RedisConnectionError):
+            return
+        replies.append(reply)
+
+
 class ScriptLane:
-    """EVALSHA on a few connections held for the hot path, skipping the client's per-call layers.
+    """EVALSHA on up to ``size`` connections of its own, skipping the client's per-call layers.
 
-    redis-py spends ~50 µs of Python per command around a ~20 µs round trip (pool checkout,
-    retries, observability hooks). The lane keeps up to ``size`` connections of its own: lean
-    asyncio protocols (``resp.RespConnection``) that write packed RESP and parse replies with
-    hiredis, opened with the client's settings (host/port or unix socket, AUTH, SELECT, client
-    name) and closed when the client's ``LanePool`` closes. It offers the two methods a registered
-    script calls, ``evalsha`` and ``script_load``, so ``AsyncScript`` runs on it as on a client.
+    redis-py spends ~50 µs of Python per command around a ~20 µs round trip (pool checkout, retries,
+    observability hooks). The lane's connections are lean asyncio protocols (``resp.RespConnection``) that
+    write packed RESP and parse replies with hiredis, opened with the client's settings (``lane_endpoint``)
+    and closed when the client's ``LanePool`` closes. It offers the two methods a registered script calls,
+    ``evalsha`` and ``script_load``, so ``AsyncScript`` runs on it as on a client.
 
-    What the lean connections do not do (TLS, sentinel, RESP3, credential providers, a pool that is
-    not a ``LanePool``) runs the same way on connections taken from the client's pool instead.
-    Busy lane, broken connection, or a cluster client: the call goes to the client.
+    Whether a client gets a lane is decided once: ``for_client`` returns None for a client whose
+    connections the lane does not speak (the caller then uses the client itself). Every call then goes
+    one way: an idle connection, else a new one while fewer than ``size`` are open, else the next one
+    given back (it waits: nothing goes to the client). A connection that is lost (``ConnectionError``)
+    is closed and the call sent once more on a new one; a second failure raises. Cancelling a call
+    closes its connection (its reply would come later, out of step).
     """
 
     def __init__(self, redis: Redis, size: int = 32) -> None:
+        """A lane for ``redis``; ``UnsupportedEndpoint`` (a ``ValueError``) when it cannot have one."""
+        if size < 1:
+            raise ValueError(f"a lane holds at least one connection, not {size}")
+        self._endpoint = lane_endpoint(redis)
         self.redis = redis
         self.size = size
-        pool = getattr(redis, "connection_pool", None)
-        self._endpoint = (
-            endpoint_of(pool.connection_class, pool.connection_kwargs) if isinstance(pool, LanePool) else None
-        )
         self._idle: list[RespConnection] = []
-        self._held = 0  # connections idle or in use (not yet discarded)
-        # Connected and not yet lost: the pool's set, which it closes when the client closes.
-        self._open: set[RespConnection] = pool.lane_connections if isinstance(pool, LanePool) else set()
-        self._pooled_idle: list[AbstractConnection] = []
-        self._pooled_held = 0
+        self._conns: set[RespConnection] = set()  # this lane's, idle or in use, until closed or lost
+        self._opening = 0  # connections being opened (they count towards ``size``)
+        self._waiting: deque[asyncio.Future[RespConnection | None]] = deque()  # a connection, or None: open one
+        # Connected and not yet lost, for every lane of the client: the pool closes them with the client.
+        self._open: set[RespConnection] = cast(LanePool, redis.connection_pool).lane_connections
+
+    @classmethod
+    def for_client(cls, redis: object, size: int = 32) -> ScriptLane | None:
+        """The lane of ``redis``, or None when its connections need what the lane does not speak (logged
+        once per reason, at debug level)."""
+        try:
+            return cls(redis, size)  # type: ignore[arg-type]  # lane_endpoint checks the type
+        except UnsupportedEndpoint as exc:
+            reason = str(exc)
+            if reason not in _reasons_logged:
+                _reasons_logged.add(reason)
+                logger.debug("no script lane for %s (scripts run on the client): %s", type(redis).__name__, reason)
+            return None
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Where and how the lane connects."""
+        return self._endpoint
 
     @property
     def lean(self) -> bool:
-        """True when the lane runs on its own connections, False on connections of the client's pool."""
-        return self._endpoint is not None
+        """Always True: a lane runs on its own connections (kept for callers that checked it)."""
+        return True
 
     async def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
         """``EVALSHA``; NOSCRIPT and other error replies raise as from the client."""
         return await self.call("EVALSHA", sha, numkeys, *args)
 
+    async def script_load(self, script: str | bytes) -> str:
+        sha = await self.call("SCRIPT", "LOAD", script)
+        return sha.decode() if isinstance(sha, bytes) else str(sha)
+
     async def call(self, *command: Any) -> Any:
         """Any command whose reply needs no client-side parsing (EVALSHA, BZPOPMIN's raw list).
 
-        Cancelling a call closes its connection (its reply would come later, out of step); a lost
-        connection sends the command to the client once, which retries with its own policy.
+        Error replies raise as from the client. A lost connection: sent once more on a new connection.
         """
-        if self._endpoint is None:
-            return await self._call_pooled(command)
         packed = pack_command(*command)
         idle = self._idle
         conn = idle.pop() if idle and not idle[-1].closed else await self._take()
-        if conn is None:
-            return await self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
-        try:
-            reply = await conn.send(packed)
-        except RedisConnectionError:
-            self._discard(conn)
-            return await self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
-        except BaseException:
-            self._discard(conn)
-            raise
-        if isinstance(reply, RedisError):
-            if isinstance(reply, RedisConnectionError):  # LOADING and the like: redis-py raises them as such
+        for last in (False, True):
+            if last:  # the first connection was lost (or refused the command as LOADING and the like)
+                conn = await self._take(fresh=True)
+            try:
+                reply = await conn.send(packed)
+            except RedisConnectionError:
                 self._discard(conn)
-                return await self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
-            idle.append(conn)  # an error reply leaves the connection in step
-            raise reply
-        idle.append(conn)
-        return reply
-
-    async def script_load(self, script: str) -> str:
-        return str(await self.redis.script_load(script))
+                if last:
+                    raise
+                continue
+            except UnicodeDecodeError:  # read, but not decodable (decode_responses): the connection is in step
+                self._give_back(conn)
+                raise
+            except BaseException:  # cancelled: its reply would come out of step
+                self._discard(conn)
+                raise
+            if isinstance(reply, RedisError):
+                if not isinstance(reply, RedisConnectionError):
+                    self._give_back(conn)  # an error reply leaves the connection in step
+                    raise reply
+                self._discard(conn)  # as redis-py: a ConnectionError kind drops the connection
+                if last:
+                    raise reply
+                continue
+            if self._waiting:
+                self._give_back(conn)
+            else:
+                idle.append(conn)
+            return reply
+        raise AssertionError("unreachable")
 
     async def stream(self, commands: AsyncIterable[Script]) -> list[Any]:
         """Run ``(script source, sha, numkeys, args)`` EVALSHAs in order on one connection, in one pass.
@@ -144,76 +225,62 @@ class ScriptLane:
         Commands are sent in chunks as ``commands`` yields them, so building and packing overlap the
         server's work on what was already sent; one connection keeps the order. Error replies come
         back as exceptions in the list; commands that met NOSCRIPT are run again, in order, after
-        loading their script.
+        loading their script. A lost connection: the commands without a reply are sent once more, in
+        order, on a new connection, followed by the rest.
         """
-        if self._endpoint is None:
-            return await self._stream_pooled(commands)
+        batch = _Batch(aiter(commands))
         idle = self._idle
         conn = idle.pop() if idle and not idle[-1].closed else await self._take()
-        if conn is None:
-            return await self._stream_on_client(commands)
-        sent: list[Script] = []
         try:
-            replies = await self._stream_on(conn, commands, sent)
-        except BaseException:
-            self._discard(conn)
-            raise
-        idle.append(conn)
-        return await self._reload(replies, sent)
+            await self._stream_on(conn, batch)
+        except RedisConnectionError:
+            if batch.source_failed:  # the caller's own error, not the connection's
+                raise
+            await self._stream_on(await self._take(fresh=True), batch)
+        return await self._reload(batch.replies, batch.sent)
 
-    # -- own connections ----------------------------------------------------------------------
-    async def _take(self) -> RespConnection | None:
-        """An idle connection, else a new one while under ``size``; None: the call goes to the client."""
-        while self._idle:
-            conn = self._idle.pop()
-            if not conn.closed:
-                return conn
-            self._held -= 1  # closed while idle (server gone, client closed): forget it
-        if self._held >= self.size or self._endpoint is None:
-            return None
-        self._held += 1
-        try:
-            conn = await open_connection(self._endpoint, self._open.discard)
-        except (RedisConnectionError, RedisTimeoutError):
-            self._held -= 1
-            return None  # the client connects (or fails) with its own retry policy
-        except BaseException:
-            self._held -= 1
-            raise
-        self._open.add(conn)
-        return conn
-
-    def _discard(self, conn: RespConnection) -> None:
-        """Close a connection whose reply is not read (error, cancellation); another is opened on need."""
-        self._held -= 1
-        conn.close()
-
-    async def _stream_on(self, conn: RespConnection, commands: AsyncIterable[Script], sent: list[Script]) -> list[Any]:
+    # -- streaming -------------------------------------------------------------------------
+    async def _stream_on(self, conn: RespConnection, batch: _Batch) -> None:
+        """Send ``batch.sent[len(batch.replies):]`` (unanswered on a lost connection), then the rest of its
+        source; append the replies in order. On failure, the replies received before it are kept."""
+        sent, replies = batch.sent, batch.replies
+        start = len(replies)
         waiters: list[asyncio.Future[Any]] = []
         chunk: list[bytes] = []
-        async for command in commands:
-            sent.append(command)
-            _, sha, numkeys, args = command
-            chunk.append(pack_command("EVALSHA", sha, numkeys, *args))
-            if len(chunk) == STREAM_CHUNK:
+        try:
+            for _, sha, numkeys, args in sent[start:]:
+                chunk.append(pack_command("EVALSHA", sha, numkeys, *args))
+                if len(chunk) == STREAM_CHUNK:
+                    waiters += conn.send_many(chunk)
+                    chunk = []
+                    await conn.drain()
+            while True:
+                try:
+                    command = await anext(batch.source)
+                except StopAsyncIteration:
+                    break
+                except BaseException:
+                    batch.source_failed = True
+                    raise
+                sent.append(command)
+                _, sha, numkeys, args = command
+                chunk.append(pack_command("EVALSHA", sha, numkeys, *args))
+                if len(chunk) == STREAM_CHUNK:
+                    waiters += conn.send_many(chunk)
+                    chunk = []
+                    await conn.drain()
+            if chunk:
                 waiters += conn.send_many(chunk)
-                chunk = []
-                await conn.drain()
-        if chunk:
-            waiters += conn.send_many(chunk)
-        replies = [await waiter for waiter in waiters]
-        for reply in replies:
-            if isinstance(reply, RedisConnectionError):  # as redis-py raises it: the connection is not reused
-                raise reply
-        return replies
-
-    # -- shared ---------------------------------------------------------------------------------
-    async def _stream_on_client(self, commands: AsyncIterable[Script]) -> list[Any]:
-        sent = [command async for command in commands]
-        pipe = self.redis.pipeline(transaction=False)
-        for _, sha, numkeys, args in sent:
-            pipe.evalsha(sha, numkeys, *args)
-        return list(await pipe.execute(raise_on_error=False))
+            for waiter in waiters:
+                reply = await waiter
+                if isinstance(reply, RedisConnectionError):  # as redis-py raises it: the connection is dropped
+                    raise reply
+                replies.append(reply)
+        except BaseException:
+            _keep_answered(waiters[len(replies) - start :], replies)  # answered before a failure while sending
+            self._discard(conn)
+            raise
+        self._give_back(conn)
 
     async def _reload(self, replies: list[Any], sent: list[Script]) -> list[Any]:
         for i, reply in enumerate(replies):
@@ -226,77 +293,92 @@ class ScriptLane:
                     replies[i] = exc
         return replies
 
-    # -- connections of the client's pool (what the lean connections do not handle) -------------
-    async def _take_pooled(self) -> AbstractConnection | None:
-        if self._pooled_idle:
-            return self._pooled_idle.pop()
-        if self._pooled_held >= self.size:
-            return None
-        self._pooled_held += 1
+    # -- the connections ------------------------------------------------------------------------
+    async def _take(self, fresh: bool = False) -> RespConnection:
+        """An idle connection (``fresh``: never one that was idle), else a new one while fewer than ``size``
+        are open, else the next one given back. Failing to connect raises (``ConnectionError``,
+        ``AuthenticationError``, ``TimeoutError``)."""
+        idle = self._idle
+        while True:
+            while idle and not fresh:
+                conn = idle.pop()
+                if not conn.closed:
+                    return conn
+                self._discard(conn)
+            if len(self._conns) + self._opening < self.size:
+                self._opening += 1
+                return await self._connect()
+            if idle:  # fresh, and every place taken: close an idle connection to open a new one
+                self._discard(idle.pop())
+                continue
+            given = await self._wait_turn()
+            if given is None:  # a place came free, kept for this call
+                return await self._connect()
+            if not given.closed:
+                return given
+            self._discard(given)
+
+    async def _connect(self) -> RespConnection:
+        """Open a connection in a place already counted in ``_opening``."""
         try:
-            conn: AbstractConnection = await self.redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
-            return conn
+            conn = await open_connection(self._endpoint, self._on_lost)
         except BaseException:
-            self._pooled_held -= 1
+            self._opening -= 1
+            self._wake()  # the place is free again: a waiting call tries (and fails, or connects) itself
             raise
+        self._opening -= 1
+        self._conns.add(conn)
+        self._open.add(conn)
+        return conn
 
-    async def _drop(self, conn: AbstractConnection) -> None:
-        """Close a connection whose reply is not read (error, cancellation); it reconnects on next use."""
+    async def _wait_turn(self) -> RespConnection | None:
+        """Wait for a connection given back, or None: a place came free and is kept for this call."""
+        waiter: asyncio.Future[RespConnection | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
         try:
-            await conn.disconnect(nowait=True)
-        finally:
-            self._pooled_idle.append(conn)
-
-    async def _call_pooled(self, command: tuple[Any, ...]) -> Any:
-        conn = await self._take_pooled()
-        if conn is None:
-            return await self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
-        try:
-            await conn.send_packed_command(pack_command(*command), check_health=False)
-            reply = await conn.read_response()
-        except ResponseError:
-            self._pooled_idle.append(conn)  # an error reply leaves the connection in step
+            return await waiter
+        except BaseException:  # cancelled: pass on what was handed over meanwhile
+            if waiter.done() and not waiter.cancelled():
+                conn = waiter.result()
+                if conn is not None:
+                    self._give_back(conn)
+                else:
+                    self._opening -= 1
+                    self._wake()
             raise
-        except (RedisConnectionError, RedisTimeoutError):
-            await self._drop(conn)
-            # The client retries with its own policy, as a direct client call would have.
-            return await self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
-        except BaseException:
-            await self._drop(conn)
-            raise
-        self._pooled_idle.append(conn)
-        return reply
 
-    async def _stream_pooled(self, commands: AsyncIterable[Script]) -> list[Any]:
-        conn = await self._take_pooled()
-        if conn is None:
-            return await self._stream_on_client(commands)
-        sent: list[Script] = []
-        try:
-            replies = await self._stream_on_pooled(conn, commands, sent)
-        except BaseException:
-            await self._drop(conn)
-            raise
-        self._pooled_idle.append(conn)
-        return await self._reload(replies, sent)
+    def _give_back(self, conn: RespConnection) -> None:
+        """A connection in step and free: to the first waiting call, else idle."""
+        waiting = self._waiting
+        while waiting:
+            waiter = waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self._idle.append(conn)
 
-    async def _stream_on_pooled(
-        self, conn: AbstractConnection, commands: AsyncIterable[Script], sent: list[Script]
-    ) -> list[Any]:
-        chunk: list[bytes] = []
-        async for command in commands:
-            sent.append(command)
-            _, sha, numkeys, args = command
-            chunk.append(pack_command("EVALSHA", sha, numkeys, *args))
-            if len(chunk) == STREAM_CHUNK:
-                await conn.send_packed_command(chunk, check_health=False)
-                chunk = []
-        if chunk:
-            await conn.send_packed_command(chunk, check_health=False)
-        replies: list[Any] = []
-        for _ in sent:
-            try:
-                replies.append(await conn.read_response())
-            except ResponseError as exc:
-                replies.append(exc)
-        return replies
+    def _wake(self) -> None:
+        """A place came free: kept for the first waiting call, which opens a connection in it."""
+        waiting = self._waiting
+        while waiting:
+            waiter = waiting.popleft()
+            if not waiter.done():
+                self._opening += 1
+                waiter.set_result(None)
+                return
+
+    def _discard(self, conn: RespConnection) -> None:
+        """Close a connection that is lost or out of step (error, cancellation); its place comes free."""
+        conn.close()
+        if conn in self._conns:
+            self._conns.remove(conn)
+            self._wake()
+
+    def _on_lost(self, conn: RespConnection) -> None:
+        """Closed by the server, by the client's pool or by the lane."""
+        self._open.discard(conn)
+        if conn in self._conns:
+            self._conns.remove(conn)
+            if conn in self._idle:
+                self._idle.remove(conn)
+            self._wake()

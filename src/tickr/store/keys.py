@@ -71,6 +71,36 @@ class QueueKeys:
     def paused(self) -> str:
         return self.base + "paused"
 
+    def worker_types(self, worker_id: str) -> str:
+        """Set: the task types worker ``worker_id`` runs (expires with its heartbeats)."""
+        return self.base + "wtypes:" + worker_id
+
+    @property
+    def types(self) -> str:
+        """Zset: task type -> last time (ms) a worker serving this queue registered it."""
+        return self.base + "types"
+
+    @property
+    def parked(self) -> str:
+        """Hash: task type -> when its first job was parked (no worker that dequeued could run it)."""
+        return self.base + "parked"
+
+    @property
+    def pending_prefix(self) -> str:
+        """Prefix of the per-type lists of parked job ids (``<prefix><type>``; scripts discover the type)."""
+        return self.base + "pending:"
+
+    def pending(self, job_type: str) -> str:
+        return self.base + "pending:" + job_type
+
+    @property
+    def type_marker_prefix(self) -> str:
+        """Prefix of the per-type wake-up markers: workers running a type also block on ``<prefix><type>``."""
+        return self.base + "marker:"
+
+    def type_marker(self, job_type: str) -> str:
+        return self.base + "marker:" + job_type
+
 
 def queues_registry(prefix: str = DEFAULT_PREFIX) -> str:
     """Set of every queue name ever used."""
@@ -80,6 +110,11 @@ def queues_registry(prefix: str = DEFAULT_PREFIX) -> str:
 def workers_registry(prefix: str = DEFAULT_PREFIX) -> str:
     """Sorted set of worker ids, scored by their last heartbeat (ms)."""
     return f"{prefix}:workers"
+
+
+def task_registry(prefix: str = DEFAULT_PREFIX) -> str:
+    """Hash: task type -> JSON of the defaults the last worker registering it declared."""
+    return f"{prefix}:tasks"
 
 
 def worker_info(worker_id: str, prefix: str = DEFAULT_PREFIX) -> str:

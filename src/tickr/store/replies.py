@@ -14,6 +14,7 @@ class EnqueueCode(IntEnum):
 
     CREATED = 1
     EXISTING = 0  # the idempotency key was known: the reply carries the existing job's id
+    CONFLICT = -1  # the idempotency key was known, from a different request: nothing written
 
 
 class JobChangeCode(IntEnum):

@@ -33,6 +33,7 @@ SCRIPT_NAMES = (
     "schedule_fire",
     "schedule_delete",
     "schedule_due",
+    "unrunnable",
 )
 _INCLUDE_RE = re.compile(r'^--- @include "([a-z_]+)"\s*$', re.MULTILINE)
 
@@ -84,9 +85,13 @@ class Scripts:
     async def promote(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
         return await self._run("promote", [*k.ready_all, k.scheduled, k.marker], args, client)
 
-    async def dequeue(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
+    async def dequeue(self, k: QueueKeys, worker_id: str, args: list[Any], client: Client | None = None) -> Any:
         keys = [*k.ready_all, k.scheduled, k.active, k.marker, k.events, k.stats, k.paused]
+        keys += [k.worker_types(worker_id), k.parked]
         return await self._run("dequeue", keys, args, client)
+
+    async def unrunnable(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
+        return await self._run("unrunnable", [k.parked, k.types, k.dead, k.events, k.stats], args, client)
 
     async def extend(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
         return await self._run("extend", [k.active, k.stats], args, client)

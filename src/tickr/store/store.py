@@ -13,13 +13,14 @@ Every public coroutine raises tickr's ``StoreUnavailable``/``StoreError``, never
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import Redis
 
 from tickr.config import Settings, default
+from tickr.core.errors import IdempotencyConflict
 from tickr.core.job import Job, JobError
 from tickr.store import codec
 from tickr.store.boundary import store_boundary
@@ -88,6 +89,7 @@ class Dequeued:
     now_ms: int
     next_due_ms: int | None
     more: bool
+    unregistered: bool = False  # the worker's task types are not registered for this queue (expired)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +125,9 @@ class RedisStore:
         self.diagnostics = Diagnostics(self)
         self._keys: dict[str, QueueKeys] = {}
         self._registered_queues: set[str] = set()
-        # Hot-path scripts run on the lane (a cluster client has no single pool: it goes direct).
-        self.lane = ScriptLane(redis) if isinstance(redis, Redis) else None
+        # Hot-path scripts run on the lane; None where it does not speak the client's connections
+        # (cluster, RESP3, credential provider, sentinel, a pool not made by connect()).
+        self.lane = ScriptLane.for_client(redis)
         # AsyncScript calls only ``evalsha``/``script_load`` on its client, which the lane provides.
         self._fast = cast(Redis, self.lane) if self.lane is not None else None
 
@@ -163,55 +166,87 @@ class RedisStore:
             self._registered_queues.add(queue)
 
     def _enqueue_args(self, job: Job, due_ms: int | None) -> list[str | int]:
-        payload_json = codec.dumps(job.payload)
+        """The script's ARGV for ``job``; ``ValidationError`` for a field that cannot be encoded."""
+        payload_json = codec.payload_json(job)
+        request: str | int = 0  # no idempotency key
+        if job.idempotency_key is not None:
+            # A schedule's occurrence is named by its key, whatever template a retry carries: never compared.
+            request = 1 if job.schedule_id is not None else codec.fingerprint(job)
         return [
             job.id,
             due_ms or 0,
             self.clock_arg(),
             self.config.idempotency_ttl_ms,
-            1 if job.idempotency_key is not None else 0,
+            request,
             self.config.events_maxlen,
             *codec.job_fields(job, payload_json),
         ]
 
     async def enqueue(self, job: Job, due_ms: int | None = None) -> EnqueueResult:
-        """Store ``job``: ready now, or scheduled when ``due_ms`` is in the future."""
-        await self._register_queue(job.queue)
+        """Store ``job``: ready now, or scheduled when ``due_ms`` is in the future.
+
+        ``ValidationError`` (nothing written) for a field that cannot be encoded; ``IdempotencyConflict``
+        when its idempotency key names a job made from a different request.
+        """
         args = self._enqueue_args(job, due_ms)
+        await self._register_queue(job.queue)
         reply = await self.scripts.enqueue(
             self.keys(job.queue), job.id, job.priority, job.idempotency_key, args, self._fast
         )
+        if reply[0] == EnqueueCode.CONFLICT:
+            raise IdempotencyConflict(job.idempotency_key or "", reply[1])
         return EnqueueResult(id=reply[1], created=reply[0] == EnqueueCode.CREATED, status=reply[2] or "")
 
     async def enqueue_many(self, jobs: Sequence[tuple[Job, int | None]]) -> list[EnqueueResult]:
-        """Enqueue a batch in one pass, in order (streamed script calls on one connection, not a transaction)."""
+        """Enqueue a batch in one pass, in order (streamed script calls on one connection, not a transaction).
+
+        Every call is made before the first is sent: a ``ValidationError`` writes nothing, not even the
+        queue's registration. ``IdempotencyConflict`` is raised once the rest of the batch is written.
+        """
+        calls = [(self.keys(job.queue), job, self._enqueue_args(job, due_ms)) for job, due_ms in jobs]
         for queue in {job.queue for job, _ in jobs}:
             await self._register_queue(queue)
         if self.lane is None:
             pipe = self.redis.pipeline(transaction=False)
-            for job, due_ms in jobs:
-                args = self._enqueue_args(job, due_ms)
-                await self.scripts.enqueue(self.keys(job.queue), job.id, job.priority, job.idempotency_key, args, pipe)
+            for keys, job, args in calls:
+                await self.scripts.enqueue(keys, job.id, job.priority, job.idempotency_key, args, pipe)
             replies = await pipe.execute()
         else:
-            replies = await self.lane.stream(self._enqueue_calls(jobs))
+            recorder = _Collect()
+            for keys, job, args in calls:
+                await self.scripts.enqueue(keys, job.id, job.priority, job.idempotency_key, args, cast(Redis, recorder))
+            replies = await self.lane.stream(_scripts(lua_source("enqueue"), recorder.commands))
             for reply in replies:
                 if isinstance(reply, Exception):
                     raise reply
+        conflicts = [i for i, r in enumerate(replies) if r[0] == EnqueueCode.CONFLICT]
+        if conflicts:
+            created = [r[1] for r in replies if r[0] == EnqueueCode.CREATED]
+            key = jobs[conflicts[0]][0].idempotency_key or ""
+            raise IdempotencyConflict(key, replies[conflicts[0]][1], indexes=conflicts, created=created)
         return [EnqueueResult(id=r[1], created=r[0] == EnqueueCode.CREATED, status=r[2] or "") for r in replies]
 
-    async def _enqueue_calls(self, jobs: Sequence[tuple[Job, int | None]]) -> AsyncIterator[Script]:
-        """The EVALSHA of each job's enqueue, made as the lane sends the ones before it."""
-        calls, source = _Collect(), lua_source("enqueue")
-        for job, due_ms in jobs:
-            args = self._enqueue_args(job, due_ms)
-            await self.scripts.enqueue(
-                self.keys(job.queue), job.id, job.priority, job.idempotency_key, args, cast(Redis, calls)
-            )
-            yield (source, *calls.commands.pop())
+    async def dequeue(
+        self,
+        queue: str,
+        count: int,
+        worker_id: str,
+        lease_ms: int | None = None,
+        types: Collection[str] | None = None,
+    ) -> Dequeued:
+        """Promote due jobs, then lease up to ``count`` ready jobs of ``queue`` of the worker's task types.
 
-    async def dequeue(self, queue: str, count: int, worker_id: str, lease_ms: int | None = None) -> Dequeued:
-        """Promote due jobs, then lease up to ``count`` ready jobs of ``queue``."""
+        The types are those the worker registered with its heartbeat (``workers.register``); when that
+        entry has expired, ``types`` (None: any type) are registered again and the dequeue retried once.
+        """
+        batch = await self._dequeue(queue, count, worker_id, lease_ms)
+        if batch.unregistered:
+            ttl = max(3, int(self.config.lease_ms / 1000) + 1)
+            await self.workers.register_types(worker_id, [queue], list(types) if types is not None else ["*"], ttl)
+            batch = await self._dequeue(queue, count, worker_id, lease_ms)
+        return batch
+
+    async def _dequeue(self, queue: str, count: int, worker_id: str, lease_ms: int | None) -> Dequeued:
         c = self.config
         args = [
             self.keys(queue).job_prefix,
@@ -222,9 +257,11 @@ class RedisStore:
             *c.weights,
             c.events_maxlen,
             c.promote_limit,
+            self.keys(queue).pending_prefix,
+            self.keys(queue).type_marker_prefix,
         ]
         sent = self.clock.local_ms()
-        reply = await self.scripts.dequeue(self.keys(queue), args, self._fast)
+        reply = await self.scripts.dequeue(self.keys(queue), worker_id, args, self._fast)
         self.clock.observe(int(reply[0]), sent, self.clock.local_ms())
         jobs = []
         for i in range(3, len(reply), 2):
@@ -232,7 +269,11 @@ class RedisStore:
             jobs.append(LeasedJob(job=codec.job_from_hash(reply[i], queue, fields), token=fields["token"]))
         next_due = int(reply[1])
         return Dequeued(
-            jobs=jobs, now_ms=int(reply[0]), next_due_ms=None if next_due < 0 else next_due, more=reply[2] == 1
+            jobs=jobs,
+            now_ms=int(reply[0]),
+            next_due_ms=None if next_due < 0 else next_due,
+            more=reply[2] == 1,
+            unregistered=reply[2] == -1,
         )
 
     async def extend(self, queue: str, leases: Sequence[tuple[str, str]], lease_ms: int | None = None) -> list[str]:
@@ -286,6 +327,14 @@ class RedisStore:
         requeued, dead, lost, next_deadline = await self.scripts.reap(self.keys(queue), args)
         return ReapResult(requeued, dead, lost, None if int(next_deadline) < 0 else int(next_deadline))
 
+    async def expire_unrunnable(self, queue: str, grace_ms: int, limit: int = 1_000) -> tuple[int, int | None]:
+        """Dead-letter parked jobs whose type no live worker has registered for ``grace_ms``:
+        ``(dead-lettered, when the next parked type may expire)``."""
+        k = self.keys(queue)
+        args = [k.pending_prefix, k.job_prefix, self.clock_arg(), grace_ms, limit, self.config.events_maxlen, queue]
+        dead, next_check = await self.scripts.unrunnable(k, args)
+        return int(dead), None if int(next_check) < 0 else int(next_check)
+
     async def release(self, queue: str, leases: Sequence[tuple[str, str]]) -> tuple[int, int, int]:
         """Hand unfinished leases back at once: ``(requeued, lost, stale)``."""
         if not leases:
@@ -303,19 +352,25 @@ class RedisStore:
         )
         return int(moved), None if int(next_due) < 0 else int(next_due)
 
-    async def wait_for_marker(self, queue: str, block_seconds: float) -> int | None:
-        """Block until a wake-up marker arrives for ``queue``, or ``block_seconds`` pass.
-
-        Returns the marker's score (the time there is work), or None on timeout.
+    async def wait_for_marker(self, queue: str, block_seconds: float, types: Sequence[str] = ()) -> int | None:
+        """Block until a wake-up marker arrives for ``queue`` (or for one of ``types`` parked on it),
+        or ``block_seconds`` pass. Returns the marker's score (the time there is work), or None on timeout.
         """
-        key = self.keys(queue).marker
+        k = self.keys(queue)
+        keys = [k.marker, *(k.type_marker(t) for t in types)]
         if self.lane is not None:
-            popped = await self.lane.call("BZPOPMIN", key, block_seconds)
+            popped = await self.lane.call("BZPOPMIN", *keys, block_seconds)
         else:
-            popped = await self.redis.bzpopmin(key, timeout=block_seconds)
+            popped = await self.redis.bzpopmin(keys, timeout=block_seconds)
         if not popped:
             return None
         return int(float(popped[2]))
+
+
+async def _scripts(source: str, commands: list[tuple[str, int, list[Any]]]) -> AsyncIterator[Script]:
+    """Recorded EVALSHA calls of ``source``, as the lane streams them."""
+    for sha, numkeys, args in commands:
+        yield (source, sha, numkeys, args)
 
 
 class _Collect:

@@ -1,15 +1,17 @@
-"""The worker registry in Redis: heartbeat entries (a hash with a TTL) and the zset of ids by last heartbeat."""
+"""The worker registry in Redis: heartbeat entries (a hash with a TTL), the zset of ids by last heartbeat,
+and the task types each worker runs (per queue, for dequeue) with their defaults (for the API)."""
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from tickr.store import codec
 from tickr.store.boundary import store_boundary
-from tickr.store.keys import worker_info, workers_registry
+from tickr.store.keys import task_registry, worker_info, workers_registry
 
 if TYPE_CHECKING:
     from tickr.store.store import RedisStore
@@ -28,6 +30,7 @@ class WorkerInfo:
     concurrency: int | None
     in_flight: int | None
     last_heartbeat_ms: int
+    types: list[str] = field(default_factory=list)  # task types it runs ("*": any)
 
 
 def _opt_int(value: Any) -> int | None:
@@ -45,12 +48,20 @@ class WorkerRegistry:
         self._store = store
 
     async def register(
-        self, worker_id: str, queues: Sequence[str], concurrency: int, in_flight: int, ttl_seconds: int
+        self,
+        worker_id: str,
+        queues: Sequence[str],
+        concurrency: int,
+        in_flight: int,
+        ttl_seconds: int,
+        tasks: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> int:
-        """Write (or refresh) the worker's entry; returns the server time (ms) of the heartbeat."""
+        """Write (or refresh) the worker's entry and the task types it runs on each queue, with their
+        defaults (``tasks``: type -> JSON-able defaults; None: any type). Returns the heartbeat's server time."""
         store = self._store
         prefix = store.config.prefix
         key = worker_info(worker_id, prefix)
+        types = sorted(tasks) if tasks is not None else ["*"]
         sent = store.clock.local_ms()
         pipe = store.redis.pipeline(transaction=False)
         pipe.time()
@@ -63,20 +74,53 @@ class WorkerRegistry:
                 "queues": ",".join(queues),
                 "concurrency": concurrency,
                 "in_flight": in_flight,
+                "types": ",".join(types),
             },
         )
         pipe.expire(key, ttl_seconds)
         seconds, micros = (await pipe.execute())[0]
         now_ms = store.clock_arg() or int(seconds) * 1000 + int(micros) // 1000
         store.clock.observe(now_ms, sent, store.clock.local_ms())
-        await store.redis.zadd(workers_registry(prefix), {worker_id: now_ms})
+        pipe = store.redis.pipeline(transaction=False)
+        pipe.zadd(workers_registry(prefix), {worker_id: now_ms})
+        if tasks:
+            pipe.hset(task_registry(prefix), mapping={name: codec.dumps(dict(d)) for name, d in tasks.items()})
+        self._add_types(pipe, worker_id, queues, types, ttl_seconds, now_ms)
+        await pipe.execute()
         return now_ms
 
-    async def deregister(self, worker_id: str) -> None:
+    async def register_types(self, worker_id: str, queues: Sequence[str], types: Sequence[str], ttl: int) -> None:
+        """(Re-)register only the task types ``worker_id`` runs on ``queues`` (``["*"]``: any)."""
+        now_ms = await self._store.server_time_ms()
+        pipe = self._store.redis.pipeline(transaction=False)
+        self._add_types(pipe, worker_id, queues, types, ttl, now_ms)
+        await pipe.execute()
+
+    def _add_types(
+        self, pipe: Any, worker_id: str, queues: Sequence[str], types: Sequence[str], ttl: int, now_ms: int
+    ) -> None:
+        for queue in queues:
+            k = self._store.keys(queue)
+            own = k.worker_types(worker_id)
+            pipe.delete(own)
+            pipe.sadd(own, *types)
+            pipe.expire(own, ttl)
+            named = [t for t in types if t != "*"]
+            if named:
+                pipe.zadd(k.types, dict.fromkeys(named, now_ms))
+
+    async def tasks(self) -> dict[str, dict[str, Any]]:
+        """Every task type a worker has registered, with the defaults it registered last."""
+        raw = await self._store.redis.hgetall(task_registry(self._store.config.prefix))
+        return {str(name): codec.loads(value) for name, value in raw.items()}
+
+    async def deregister(self, worker_id: str, queues: Sequence[str] = ()) -> None:
         prefix = self._store.config.prefix
         pipe = self._store.redis.pipeline(transaction=False)
         pipe.delete(worker_info(worker_id, prefix))
         pipe.zrem(workers_registry(prefix), worker_id)
+        for queue in queues:
+            pipe.delete(self._store.keys(queue).worker_types(worker_id))
         await pipe.execute()
 
     async def live(self) -> list[WorkerInfo]:
@@ -105,6 +149,7 @@ class WorkerRegistry:
                     concurrency=_opt_int(info.get("concurrency")),
                     in_flight=_opt_int(info.get("in_flight")),
                     last_heartbeat_ms=int(score),
+                    types=[t for t in str(info.get("types", "")).split(",") if t],
                 )
             )
         return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 
 from tickr.lifecycle import LoopService
 from tickr.store.store import LeasedJob, RedisStore
@@ -41,7 +41,15 @@ class MarkerListener(LoopService):
     log = log
     max_backoff = 1.0
 
-    def __init__(self, store: RedisStore, queue: str, slots: Slots, wake: Callable[[], None], block: float) -> None:
+    def __init__(
+        self,
+        store: RedisStore,
+        queue: str,
+        slots: Slots,
+        wake: Callable[[], None],
+        block: float,
+        types: Sequence[str] = (),
+    ) -> None:
         super().__init__()
         self.name = f"listen-{queue}"
         self.store = store
@@ -49,10 +57,11 @@ class MarkerListener(LoopService):
         self.slots = slots
         self.on_marker = wake
         self.block = block
+        self.types = types  # also wake for jobs of these types parked by workers that cannot run them
 
     async def run_pass(self) -> float:
         await self.slots.freed.wait()
-        if await self.store.wait_for_marker(self.queue, self.block) is not None:
+        if await self.store.wait_for_marker(self.queue, self.block, self.types) is not None:
             self.on_marker()
         return 0.0
 
@@ -79,8 +88,10 @@ class Fetcher(LoopService):
         wake_cap_seconds: float,
         burst: bool = False,
         on_drained: Callable[[], None] | None = None,
+        types: Collection[str] | None = None,
     ) -> None:
         super().__init__()
+        self.types = types
         self.store = store
         self.worker_id = worker_id
         self.queues = queues
@@ -110,7 +121,7 @@ class Fetcher(LoopService):
                 return True
             # Half the slots at most: the next batch is fetched while this one runs and is acked.
             count = min(free, self._batch_max)
-            batch = await self.store.dequeue(queue, count, self.worker_id)
+            batch = await self.store.dequeue(queue, count, self.worker_id, types=self.types)
             self._next_due[queue] = batch.next_due_ms
             for leased in batch.jobs:
                 self.fetched += 1

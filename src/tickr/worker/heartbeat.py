@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from tickr.lifecycle import LoopService
 from tickr.store.store import RedisStore
@@ -26,8 +27,10 @@ class Heartbeat(LoopService):
         leases: Callable[[], dict[str, list[tuple[str, str]]]],
         on_lost: Callable[[str, str], None],
         interval: float,
+        tasks: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
+        self.tasks = tasks
         self.store = store
         self.worker_id = worker_id
         self.queues = queues
@@ -52,7 +55,7 @@ class Heartbeat(LoopService):
     async def register(self) -> None:
         in_flight = sum(len(v) for v in self.leases().values())
         ttl = max(3, int(self.interval * 3) + 1)
-        await self.store.workers.register(self.worker_id, self.queues, self.concurrency, in_flight, ttl)
+        await self.store.workers.register(self.worker_id, self.queues, self.concurrency, in_flight, ttl, self.tasks)
 
     async def deregister(self) -> None:
-        await self.store.workers.deregister(self.worker_id)
+        await self.store.workers.deregister(self.worker_id, self.queues)

@@ -12,8 +12,10 @@ import gc
 import logging
 import os
 import socket
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import uuid_utils
 
@@ -22,6 +24,7 @@ from tickr.config import Settings, default
 from tickr.lifecycle import ServiceProtocol, stop_all
 from tickr.scheduler.reaper import Reaper
 from tickr.store.store import LeasedJob
+from tickr.tasks import TaskDef
 from tickr.worker.completer import Completer
 from tickr.worker.executor import Executor
 from tickr.worker.fetcher import Fetcher, MarkerListener, Slots
@@ -63,6 +66,11 @@ class WorkerConfig:
         return cls(**values)  # type: ignore[arg-type]
 
 
+def task_defaults(registry: Mapping[str, TaskDef]) -> dict[str, dict[str, Any]]:
+    """What a worker registers for each task type it runs: the defaults a job of that type inherits."""
+    return {name: {**d.options.to_dict(), "payload_schema": d.payload_schema()} for name, d in registry.items()}
+
+
 @dataclass(slots=True)
 class _InFlight:
     leased: LeasedJob
@@ -85,6 +93,7 @@ class Worker:
         self.completer = Completer(self.store)
         self.executor = Executor(self.store, app.registry, self.completer, app.settings, self.id)
         lease_s = self.store.config.lease_ms / 1000
+        tasks = task_defaults(app.registry)
         self.heartbeat = Heartbeat(
             self.store,
             self.id,
@@ -93,8 +102,10 @@ class Worker:
             self._leases,
             self._lease_lost,
             interval=lease_s / 3,
+            tasks=tasks,
         )
-        self.reaper = Reaper(self.store, self.config.queues, max_sleep=lease_s)
+        grace_ms = int(app.settings.unknown_type_grace_seconds * 1000)
+        self.reaper = Reaper(self.store, self.config.queues, max_sleep=lease_s, unknown_type_grace_ms=grace_ms)
         self.fetcher = Fetcher(
             self.store,
             self.id,
@@ -104,9 +115,10 @@ class Worker:
             wake_cap_seconds=self.config.wake_cap_seconds,
             burst=self.config.burst,
             on_drained=self.stop,
+            types=list(tasks),
         )
         self.listeners = [
-            MarkerListener(self.store, q, self.slots, self.fetcher.wake, self.config.wake_cap_seconds)
+            MarkerListener(self.store, q, self.slots, self.fetcher.wake, self.config.wake_cap_seconds, list(tasks))
             for q in self.config.queues
         ]
         self.started = asyncio.Event()

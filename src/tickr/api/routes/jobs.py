@@ -17,10 +17,9 @@ from tickr.api import recurring
 from tickr.api.deps import InspectorDep, SchedulesDep, TickrDep
 from tickr.api.models import QUEUE_PATTERN, TYPE_PATTERN, BatchIn, JobIn, JobPatch
 from tickr.api.problems import Problem
-from tickr.api.submission import HTTP_FIELDS, enqueue_batch, enqueue_one, invalid, now_ms
+from tickr.api.submission import HTTP_FIELDS, enqueue_batch, enqueue_one, invalid, now_ms, payload_errors
 from tickr.api.views import AnyJobOut, BatchOut, JobListOut, JobOut, RecurringJobOut, problem_responses
-from tickr.core.errors import JobNotFound, ValidationError
-from tickr.core.factory import check_payload
+from tickr.core.errors import JobNotFound
 from tickr.core.job import JobState
 from tickr.core.schedule import Schedule
 from tickr.scheduler.manager import Schedules
@@ -96,9 +95,14 @@ async def create_task(
     return await _submit(spec, request, response, tickr, schedules)
 
 
-@router.post("/jobs/batch", status_code=201, responses=problem_responses(413, 422))
+@router.post("/jobs/batch", status_code=201, responses=problem_responses(409, 413, 422, 503))
 async def create_jobs(batch: BatchIn, tickr: TickrDep) -> BatchOut:
-    """Enqueue up to 1,000 one-off jobs in one round trip. The whole batch is validated first."""
+    """Enqueue up to 1,000 one-off jobs in one round trip.
+
+    The whole batch is validated (and encoded) first: one bad job and nothing is written (422). Then each
+    job is written in order: a reused idempotency key with a different request is a 409 and a store failure
+    a 503, each listing the jobs that were created (``created: [{index, id}]``).
+    """
     jobs, created = await enqueue_batch(tickr, batch.jobs)
     return BatchOut(jobs=[JobOut.of(job) for job in jobs], created=created)
 
@@ -184,11 +188,8 @@ async def update_job(
         due_ms = now_ms() + int(patch.delay * 1000) if patch.delay > 0 else 0
     elif patch.run_at is not None:
         due_ms = int(patch.run_at.timestamp() * 1000)
-    if patch.payload is not None:
-        try:
-            check_payload(patch.payload)
-        except TypeError as exc:
-            raise ValidationError(str(exc), {"payload": str(exc)}) from None
+    if patch.payload is not None and (bad := payload_errors(patch.payload, from_fields=False)):
+        raise invalid("change", bad)
     if patch.priority is not None or due_ms is not None or patch.payload is not None:
         await inspector.update(job_id, queue=queue, priority=patch.priority, due_ms=due_ms, payload=patch.payload)
     return JobOut.of(await inspector.get_job(job_id, queue))

@@ -1,6 +1,7 @@
 #!lua
 --[[
-  dequeue: promote due jobs, then lease up to N ready jobs, picking priorities by weight.
+  dequeue: promote due jobs, then lease up to N ready jobs, picking priorities by weight, only of the
+  types this worker runs: a job of another type is parked for a worker that runs it (include/park.lua).
   KEYS[1] tickr:{q}:ready:critical
   KEYS[2] tickr:{q}:ready:high
   KEYS[3] tickr:{q}:ready:default
@@ -11,6 +12,8 @@
   KEYS[8] tickr:{q}:events
   KEYS[9] tickr:{q}:stats
   KEYS[10] tickr:{q}:paused        exists while the queue is paused
+  KEYS[11] tickr:{q}:wtypes:<worker> set of the types this worker runs ('*': any), kept by its heartbeat
+  KEYS[12] tickr:{q}:parked        hash: type -> first parked ms
   ARGV[1] job key prefix tickr:{q}:job:
   ARGV[2] most jobs to lease (N)
   ARGV[3] now ms (0 = Redis TIME)
@@ -19,11 +22,16 @@
   ARGV[6..9] weights of critical, high, default, low
   ARGV[10] events stream max length
   ARGV[11] most scheduled jobs to promote
-  Returns: {now, next due ms or -1, more ready (0/1), id1, {field, value, ...}, id2, {...}, ...}
+  ARGV[12] parked list prefix tickr:{q}:pending:
+  ARGV[13] per-type marker prefix tickr:{q}:marker:
+  Returns: {now, next due ms or -1, more ready (0/1), id1, {field, value, ...}, id2, {...}, ...};
+           more = -1: this worker's types are not registered (register, then dequeue again)
 ]]
 --- @include "common"
 --- @include "promote_due"
 --- @include "record"
+--- @include "park"
+--- @include "weights"
 
 local now = clock_ms(ARGV[3])
 local ready = {KEYS[1], KEYS[2], KEYS[3], KEYS[4]}
@@ -33,22 +41,11 @@ promote_due(KEYS[5], ready, prefix, now, tonumber(ARGV[11]))
 if redis.call('EXISTS', KEYS[10]) == 1 then
   return {now, next_due(KEYS[5]), 0}
 end
-
--- Smooth weighted round robin: a fixed sequence of priorities in proportion to the
--- weights, walked by a cursor kept in stats, so low priority never starves.
-local weights, total = {}, 0
-for i = 1, 4 do weights[i] = tonumber(ARGV[5 + i]); total = total + weights[i] end
-local order, current = {}, {0, 0, 0, 0}
-for _ = 1, total do
-  local best = 1
-  for i = 1, 4 do
-    current[i] = current[i] + weights[i]
-    if current[i] > current[best] then best = i end
-  end
-  current[best] = current[best] - total
-  order[#order + 1] = best
+if redis.call('EXISTS', KEYS[11]) == 0 then
+  return {now, next_due(KEYS[5]), -1}
 end
 
+local order, total = weighted_order({tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])})
 local cursor = tonumber(redis.call('HGET', KEYS[9], 'cursor') or '0')
 -- Lease tokens come from stats.lease_seq: read once, written back once.
 local seq = tonumber(redis.call('HGET', KEYS[9], 'lease_seq') or '0')
@@ -56,15 +53,20 @@ local reply = {now, 0, 0}
 local n, taken = tonumber(ARGV[2]), 0
 local deadline = now + tonumber(ARGV[4])
 local worker = ARGV[5]
-local exhausted = false
+local exhausted, parks = false, 0
+local parked_types = runnable_parked(KEYS[12], KEYS[11])
 while taken < n and not exhausted do
-  local want = order[(cursor % total) + 1]
-  cursor = cursor + 1
-  local id = redis.call('LPOP', ready[want])
+  local id = #parked_types > 0 and pop_parked(KEYS[12], ARGV[12], parked_types) or nil
   if not id then
-    for i = 1, 4 do
-      id = redis.call('LPOP', ready[i])
-      if id then break end
+    parked_types = {}
+    local want = order[(cursor % total) + 1]
+    cursor = cursor + 1
+    id = redis.call('LPOP', ready[want])
+    if not id then
+      for i = 1, 4 do
+        id = redis.call('LPOP', ready[i])
+        if id then break end
+      end
     end
   end
   if not id then
@@ -72,17 +74,26 @@ while taken < n and not exhausted do
   else
     local job_key = prefix .. id
     local record = redis.call('HGETALL', job_key)
-    if #record > 0 then -- an id whose hash is gone (expired, purged) is dropped
-      seq = seq + 1
-      local token = tostring(seq)
-      local attempt, leased = leased_record(record, now, worker, token)
-      redis.call('HSET', job_key, 'attempt', attempt, 'status', 'active', 'started_at', now, 'worker', worker,
-        'token', token)
-      redis.call('ZADD', KEYS[6], deadline, id)
-      reply[#reply + 1] = id
-      reply[#reply + 1] = leased
-      emit(KEYS[8], ARGV[10], 'active', id, 'worker', worker)
-      taken = taken + 1
+    -- Dropped: an id whose hash is gone (expired, purged) or that is no longer queued (cancelled while parked).
+    local job_type = record_field(record, 'type')
+    if job_type and record_field(record, 'status') == 'queued' then
+      if redis.call('SISMEMBER', KEYS[11], job_type) == 0 and redis.call('SISMEMBER', KEYS[11], '*') == 0 then
+        park(KEYS[12], ARGV[12], ARGV[13], job_type, id, now)
+        emit(KEYS[8], ARGV[10], 'parked', id, 'type', job_type)
+        parks = parks + 1
+        if parks >= 1000 then exhausted = true end -- bounded work per call; the next call goes on
+      else
+        seq = seq + 1
+        local token = tostring(seq)
+        local attempt, leased = leased_record(record, now, worker, token)
+        redis.call('HSET', job_key, 'attempt', attempt, 'status', 'active', 'started_at', now, 'worker', worker,
+          'token', token)
+        redis.call('ZADD', KEYS[6], deadline, id)
+        reply[#reply + 1] = id
+        reply[#reply + 1] = leased
+        emit(KEYS[8], ARGV[10], 'active', id, 'worker', worker)
+        taken = taken + 1
+      end
     end
   end
 end
@@ -94,10 +105,11 @@ else
 end
 
 local more = 0
-if not exhausted then
+if not exhausted or parks >= 1000 then
   for i = 1, 4 do
     if redis.call('LLEN', ready[i]) > 0 then more = 1; break end
   end
+  if more == 0 and #runnable_parked(KEYS[12], KEYS[11]) > 0 then more = 1 end
 end
 if more == 1 then wake(KEYS[7], now) end
 reply[2] = next_due(KEYS[5])

@@ -7,26 +7,35 @@
   KEYS[4] tickr:{q}:marker         wake-up marker
   KEYS[5] tickr:{q}:events         event stream
   KEYS[6] tickr:{q}:stats          counters
-  KEYS[7] tickr:{q}:idem:<key>     idempotency key (any key of the queue when ARGV[5] is 0)
+  KEYS[7] tickr:{q}:idem:<key>     idempotency key -> "<job id> <fingerprint>" (any queue key when ARGV[5] is 0)
   ARGV[1] job id
   ARGV[2] due time ms (0 = now)
   ARGV[3] now ms (0 = Redis TIME)
   ARGV[4] idempotency TTL ms
-  ARGV[5] 1 when KEYS[7] is a real idempotency key, else 0
+  ARGV[5] 0 = no idempotency key; else the request's fingerprint (1 = a key whose requests are never compared)
   ARGV[6] events stream max length (0 = no events)
   ARGV[7..] job hash field, value pairs
-  Returns: {1, id, status} created; {0, existing id, ""} idempotency key already known
-  Codes (EnqueueCode): 1 CREATED, 0 EXISTING
+  Returns: {1, id, status} created; {0, existing id, ""} idempotency key known, same request (or not compared);
+    {-1, existing id, ""} idempotency key known, made by a different request: nothing written
+  Codes (EnqueueCode): 1 CREATED, 0 EXISTING, -1 CONFLICT
 ]]
 --- @include "common"
 
 local now = clock_ms(ARGV[3])
 local id = ARGV[1]
 
-if ARGV[5] == '1' then
+local request = ARGV[5]
+if request ~= '0' then
   local existing = redis.call('GET', KEYS[7])
-  if existing then return {0, existing, ''} end
-  redis.call('SET', KEYS[7], id, 'PX', ARGV[4])
+  if existing then
+    -- "<id> <fingerprint>"; a bare id was written before fingerprints existed and is never compared
+    local cut = string.find(existing, ' ', 1, true)
+    if not cut then return {0, existing, ''} end
+    local known = string.sub(existing, cut + 1)
+    local code = (known == request or known == '1' or request == '1') and 0 or -1
+    return {code, string.sub(existing, 1, cut - 1), ''}
+  end
+  redis.call('SET', KEYS[7], id .. ' ' .. request, 'PX', ARGV[4])
 end
 
 local due = tonumber(ARGV[2])
