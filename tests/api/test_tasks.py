@@ -6,6 +6,9 @@ import uuid
 
 import httpx
 
+from tests.api.conftest import problem_fields
+from tickr.api import create_app
+from tickr.config import Settings
 from tickr.store.store import RedisStore
 
 
@@ -27,3 +30,23 @@ async def test_registered_types_with_their_defaults_and_workers(
     gone = next(t for t in (await client.get("/api/v1/tasks")).json()["tasks"] if t["type"] == name)
     assert gone["workers"] == [] and gone["defaults"] == defaults  # known, but nobody runs it now
     await store.redis.hdel("tickr:tasks", name)
+
+
+async def test_a_type_no_worker_registered_gets_a_warning(client: httpx.AsyncClient, queue: str) -> None:
+    r = await client.post("/api/v1/jobs", json={"type": f"nobody.runs.{queue}", "queue": queue})
+    assert r.status_code == 201, r.text
+    assert "no worker has registered type" in r.json()["warnings"][0]
+    known = await client.post("/api/v1/jobs", json={"type": "noop", "queue": queue})
+    assert known.status_code == 201 and known.json()["warnings"] == []
+    batch = await client.post("/api/v1/jobs/batch", json={"jobs": [{"type": f"nobody.{queue}", "queue": queue}]})
+    assert batch.status_code == 201 and len(batch.json()["warnings"]) == 1
+
+
+async def test_strict_types_refuse_an_unknown_type(api_settings: Settings, queue: str) -> None:
+    strict = create_app(api_settings.model_copy(update={"strict_types": True}))
+    async with strict.router.lifespan_context(strict):
+        transport = httpx.ASGITransport(app=strict)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tickr.test") as http:
+            r = await http.post("/api/v1/jobs", json={"type": f"nobody.runs.{queue}", "queue": queue})
+            assert problem_fields(r).keys() == {"type"}
+            assert (await http.get("/api/v1/jobs", params={"queue": queue})).json()["jobs"] == []  # nothing written

@@ -115,6 +115,18 @@ def build_many(tickr: App, specs: Sequence[JobIn], field: str = "jobs") -> list[
     return built
 
 
+async def type_warnings(tickr: App, types: Sequence[str | None]) -> list[str]:
+    """A warning per type no worker has ever registered (``ValidationError`` instead with TICKR_STRICT_TYPES)."""
+    unknown = [t for t in dict.fromkeys(types) if t is not None and not await tickr.knows_type(t)]
+    if unknown and tickr.settings.strict_types:
+        raise invalid("job", {"type": f"no worker has registered type {unknown[0]!r} (TICKR_STRICT_TYPES is on)"})
+    grace = tickr.settings.unknown_type_grace_seconds
+    return [
+        f"no worker has registered type {t!r} yet: the job waits up to {grace:g} s for a live worker that runs it"
+        for t in unknown
+    ]
+
+
 async def enqueue_one(tickr: App, spec: JobIn) -> tuple[Job, bool]:
     """Enqueue ``spec``; returns the stored job and whether it was created (False: idempotency key known)."""
     job, due = build(tickr, spec, now_ms())

@@ -85,6 +85,10 @@ class JobOut(BaseModel):
     finished_at: str | None
     finished_at_ms: int | None
 
+    warnings: list[str] = Field(
+        default_factory=list, description="on submit: e.g. a type no worker has registered yet (TICKR_STRICT_TYPES)"
+    )
+
     @classmethod
     def of(cls, job: Job) -> JobOut:
         data = job.to_dict()
@@ -241,6 +245,7 @@ class HistoryOut(BaseModel):
 class BatchOut(BaseModel):
     jobs: list[JobOut]
     created: int = Field(description="jobs created (the others matched a known idempotency key)")
+    warnings: list[str] = Field(default_factory=list, description="e.g. a type no worker has registered yet")
 
 
 class QueueCounts(BaseModel):

@@ -111,7 +111,7 @@ def enqueue(
     }
 
     async def action(app: App) -> Job:
-        if job_type not in app.registry:  # the built-in types: this command loads no app of yours
+        if not await app.knows_type(job_type):  # neither a built-in nor registered by any worker
             typer.echo(f"warning: no worker has registered type {job_type!r} (yet)", err=True)
         job_id = await app.enqueue(job_type, body, **{k: v for k, v in options.items() if v is not None})
         return await app.get_job(job_id)

@@ -78,9 +78,12 @@ class Scripts:
         args: list[Any],
         client: Client | None = None,
     ) -> Any:
+        return await self._run("enqueue", self.enqueue_keys(k, job_id, priority, idem_key), args, client)
+
+    @staticmethod
+    def enqueue_keys(k: QueueKeys, job_id: str, priority: str, idem_key: str | None) -> list[str]:
         idem = k.idem(idem_key) if idem_key is not None else k.stats
-        keys = [k.job(job_id), k.ready(priority), k.scheduled, k.marker, k.events, k.stats, idem]
-        return await self._run("enqueue", keys, args, client)
+        return [k.job(job_id), k.ready(priority), k.scheduled, k.marker, k.events, k.stats, idem]
 
     async def promote(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
         return await self._run("promote", [*k.ready_all, k.scheduled, k.marker], args, client)

@@ -17,7 +17,16 @@ from tickr.api import recurring
 from tickr.api.deps import InspectorDep, SchedulesDep, TickrDep
 from tickr.api.models import QUEUE_PATTERN, TYPE_PATTERN, BatchIn, JobIn, JobPatch
 from tickr.api.problems import Problem
-from tickr.api.submission import HTTP_FIELDS, enqueue_batch, enqueue_one, invalid, now_ms, payload_errors
+from tickr.api.submission import (
+    HTTP_FIELDS,
+    enqueue_batch,
+    enqueue_one,
+    http_job,
+    invalid,
+    now_ms,
+    payload_errors,
+    type_warnings,
+)
 from tickr.api.views import AnyJobOut, BatchOut, JobListOut, JobOut, RecurringJobOut, problem_responses
 from tickr.core.errors import JobNotFound
 from tickr.core.job import JobState
@@ -61,8 +70,10 @@ async def _submit(
     if spec.cron is not None:
         out, created = RecurringJobOut.of(await recurring.create(schedules, spec)), True
     else:
+        warnings = await type_warnings(tickr, [http_job(spec)[0]])
         job, created = await enqueue_one(tickr, spec)
         out = JobOut.of(job)
+        out.warnings = warnings
     response.status_code = 201 if created else 200
     response.headers["Location"] = str(request.url_for("get_job", job_id=out.id))
     return out
@@ -103,8 +114,9 @@ async def create_jobs(batch: BatchIn, tickr: TickrDep) -> BatchOut:
     job is written in order: a reused idempotency key with a different request is a 409 and a store failure
     a 503, each listing the jobs that were created (``created: [{index, id}]``).
     """
+    warnings = await type_warnings(tickr, [http_job(spec)[0] for spec in batch.jobs])
     jobs, created = await enqueue_batch(tickr, batch.jobs)
-    return BatchOut(jobs=[JobOut.of(job) for job in jobs], created=created)
+    return BatchOut(jobs=[JobOut.of(job) for job in jobs], created=created, warnings=warnings)
 
 
 @router.get("/jobs", responses=problem_responses(422))

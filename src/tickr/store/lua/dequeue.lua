@@ -75,8 +75,9 @@ while taken < n and not exhausted do
     local job_key = prefix .. id
     local record = redis.call('HGETALL', job_key)
     -- Dropped: an id whose hash is gone (expired, purged) or that is no longer queued (cancelled while parked).
-    local job_type = record_field(record, 'type')
-    if job_type and record_field(record, 'status') == 'queued' then
+    local pos = record_positions(record)
+    local job_type = pos.type and record[pos.type + 1]
+    if job_type and pos.status and record[pos.status + 1] == 'queued' then
       if redis.call('SISMEMBER', KEYS[11], job_type) == 0 and redis.call('SISMEMBER', KEYS[11], '*') == 0 then
         park(KEYS[12], ARGV[12], ARGV[13], job_type, id, now)
         emit(KEYS[8], ARGV[10], 'parked', id, 'type', job_type)
@@ -85,7 +86,7 @@ while taken < n and not exhausted do
       else
         seq = seq + 1
         local token = tostring(seq)
-        local attempt, leased = leased_record(record, now, worker, token)
+        local attempt, leased = leased_record(record, pos, now, worker, token)
         redis.call('HSET', job_key, 'attempt', attempt, 'status', 'active', 'started_at', now, 'worker', worker,
           'token', token)
         redis.call('ZADD', KEYS[6], deadline, id)

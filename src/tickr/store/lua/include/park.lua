@@ -3,14 +3,6 @@
 -- tickr:{q}:pending:<type>, found through a prefix of the queue's hash tag (the documented exception,
 -- like job hashes: the type is read from the job).
 
--- The value of `name` in an HGETALL reply, or nil.
-local function record_field(record, name)
-  for i = 1, #record, 2 do
-    if record[i] == name then return record[i + 1] end
-  end
-  return nil
-end
-
 -- Park job `id` of `job_type` until a worker that runs the type dequeues, and wake one of those
 -- (they block on tickr:{q}:marker:<type> as well as on the queue's marker).
 local function park(parked_key, pending_prefix, marker_prefix, job_type, id, now)

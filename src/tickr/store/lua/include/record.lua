@@ -1,14 +1,21 @@
 -- Leasing a job record read with HGETALL, without reading it again.
 
--- Returns the job's new attempt number and `record` as an HGETALL taken after
--- HSET attempt, status, started_at, worker, token would read: fields already there
--- keep their place, new ones are appended in that order.
-local function leased_record(record, now, worker, token)
+local LEASE_FIELDS = {attempt = true, status = true, started_at = true, worker = true, token = true, type = true}
+
+-- Where the fields a lease reads or writes sit in an HGETALL reply (one pass over the record).
+local function record_positions(record)
   local pos = {}
   for i = 1, #record, 2 do
     local f = record[i]
-    if f == 'attempt' or f == 'status' or f == 'started_at' or f == 'worker' or f == 'token' then pos[f] = i end
+    if LEASE_FIELDS[f] then pos[f] = i end
   end
+  return pos
+end
+
+-- Returns the job's new attempt number and `record` as an HGETALL taken after
+-- HSET attempt, status, started_at, worker, token would read: fields already there
+-- keep their place, new ones are appended in that order. `pos` is record_positions(record).
+local function leased_record(record, pos, now, worker, token)
   local attempt = pos.attempt and tonumber(record[pos.attempt + 1]) + 1 or 1
   local values = {attempt = tostring(attempt), status = 'active', started_at = tostring(now), worker = worker,
     token = token}
