@@ -4,8 +4,7 @@ naming the path), a body that is not JSON is a 400, a batch with one bad job wri
 from __future__ import annotations
 
 import asyncio
-import time
-T0 = 0.0
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import redis.asyncio as aioredis
+import redis
 from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -94,6 +93,11 @@ def test_the_check_refuses_exactly_what_the_encoder_refuses(payload: dict[str, A
 
 
 # -- through the API --------------------------------------------------------------------------------------------
+def raw_job(queue: str, members: str, head: str = '"type": "noop"') -> str:
+    """The JSON text of a job body in ``queue`` with ``members`` as written (escapes kept)."""
+    return "{" + head + ', "queue": "' + queue + '", ' + members + "}"
+
+
 async def post_raw(client: httpx.AsyncClient, body: str | bytes, path: str = JOBS) -> httpx.Response:
     """``body`` as the client sent it: JSON ``\\ud800`` escapes decode to lone surrogates in Python."""
     return await client.post(path, content=body, headers=JSON)
@@ -119,7 +123,7 @@ async def test_lone_surrogates_are_422_naming_the_field(client: httpx.AsyncClien
         r'"idempotencyKey": "\ud800"': ("idempotencyKey", None),
     }
     for member, (field, message) in cases.items():
-        r = await post_raw(client, '{"type": "noop", "queue": "%s", %s}' % (queue, member))
+        r = await post_raw(client, raw_job(queue, member))
         fields = problem_fields(r)
         assert field in fields, (member, fields)
         if message is not None:
@@ -131,7 +135,7 @@ async def test_lone_surrogates_are_422_naming_the_field(client: httpx.AsyncClien
         r'"httpHeaders": {"\ud800": "v"}': "http_headers",
     }
     for member, field in http.items():
-        body = '{"httpUrl": "https://example.com/", "queue": "%s", %s}' % (queue, member)
+        body = raw_job(queue, member, head='"httpUrl": "https://example.com/"')
         assert field in problem_fields(await post_raw(client, body)), member
     # UTF-8 bytes of a surrogate (not valid UTF-8, but JSON parsers let it through as one)
     raw = b'{"type": "noop", "queue": "%s", "payload": {"x": "\xed\xa0\x80"}}' % queue.encode()
@@ -147,7 +151,7 @@ async def test_a_recurring_job_and_a_change_refuse_them_too(client: httpx.AsyncC
     patch = await client.patch(f"{JOBS}/{job['id']}", content=r'{"payload": {"x": ["\ud800"]}}', headers=JSON)
     assert problem_fields(patch) == {"payload.x[0]": SURROGATE}
     deep = "[" * MAX_DEPTH + "]" * MAX_DEPTH
-    patch = await client.patch(f"{JOBS}/{job['id']}", content='{"payload": {"x": %s}}' % deep, headers=JSON)
+    patch = await client.patch(f"{JOBS}/{job['id']}", content='{"payload": {"x": ' + deep + "}}", headers=JSON)
     assert problem_fields(patch) == {"payload.x" + "[0]" * (MAX_DEPTH - 1): NESTED}
 
 
@@ -182,12 +186,12 @@ async def test_a_batch_with_one_bad_job_writes_nothing(
 ) -> None:
     good = [{"type": "noop", "queue": queue, "payload": {"i": i}, "idempotencyKey": f"k{i}"} for i in range(20)]
     bad_ones: list[tuple[Any, str]] = [
-        ('{"type": "noop", "queue": "%s", "payload": {"x": "\\ud800"}}' % queue, "jobs[20].payload.x"),
-        ('{"type": "noop", "queue": "%s", "payload": {"x": %s}}' % (queue, "[" * 254 + "]" * 254), "jobs[20]"),
-        ('{"type": "noop", "queue": "%s", "payload": {"x": 1%s}}' % (queue, "0" * 30), "jobs[20].payload.x"),
+        (raw_job(queue, r'"payload": {"x": "\ud800"}'), "jobs[20].payload.x"),
+        (raw_job(queue, '"payload": {"x": ' + "[" * 254 + "]" * 254 + "}"), "jobs[20].payload.x[0]"),
+        (raw_job(queue, '"payload": {"x": 1' + "0" * 30 + "}"), "jobs[20].payload.x"),
     ]
     for bad, field in bad_ones:
-        body = '{"jobs": [%s, %s]}' % (", ".join(orjson.dumps(job).decode() for job in good), bad)
+        body = '{"jobs": [' + ", ".join(orjson.dumps(job).decode() for job in good) + ", " + bad + "]}"
         fields = problem_fields(await post_raw(client, body, f"{JOBS}/batch"))
         assert len(fields) == 1 and next(iter(fields)).startswith(field), fields
     assert await queue_keys(store, queue) == []  # no job, no idempotency key, no counter
@@ -251,34 +255,39 @@ async def test_a_connection_lost_mid_batch_is_503_listing_what_was_created(
     Skipped when the batch finishes before a kill lands (timing; the assertions do not depend on it).
     """
     api, name = named_api
-    killer = aioredis.Redis.from_url(redis_url, decode_responses=True)
     jobs = [{"type": "noop", "queue": queue, "payload": {"i": i, "pad": "x" * 200}} for i in range(1_000)]
-    kills = 0
+    stop = threading.Event()
+    kills: list[str] = []
 
-    async def kill_streams() -> None:
-        nonlocal kills
-        while True:
-            for client in await killer.client_list():
-                if client.get("name") == name and client.get("cmd") == "evalsha":  # the lane, streaming
-                    await killer.client_kill_filter(_id=client["id"])
-                    kills += 1
-                    print("kill", time.monotonic() - T0, flush=True)
-            await asyncio.sleep(0)
+    def kill_streams() -> None:
+        """Kill the lane's connection, then any new one (the one it sends the rest on): the batch fails.
 
+        In a thread of its own, so it runs while the event loop is busy streaming; then it stops, so the
+        store can be read again to say which jobs were created.
+        """
+        with redis.Redis.from_url(redis_url, decode_responses=True) as killer:
+            known: set[str] = set()
+            while len(kills) < 2 and not stop.is_set():
+                for client in killer.client_list():
+                    if client.get("name") != name:
+                        continue
+                    streaming = client.get("cmd") == "evalsha" or (bool(kills) and client["id"] not in known)
+                    if streaming and client["id"] not in kills:
+                        killer.client_kill_filter(_id=client["id"])
+                        kills.append(client["id"])
+                    known.add(client["id"])
+
+    thread = threading.Thread(target=kill_streams, daemon=True)
     transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://tickr.test") as client:
-        global T0
-        T0 = time.monotonic()
-        task = asyncio.create_task(kill_streams())
+        thread.start()
         try:
             r = await client.post(f"{JOBS}/batch", json={"jobs": jobs})
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await killer.aclose()
-    print("done", time.monotonic() - T0, r.status_code, r.text[:300], flush=True)
+            stop.set()
+            await asyncio.to_thread(thread.join, 10)
     if r.status_code == 201:
-        pytest.skip(f"the batch finished before the connection was lost ({kills} kill(s))")
+        pytest.skip(f"the batch finished before the connection was lost ({len(kills)} kill(s))")
     assert r.status_code == 503, r.text
     problem = r.json()
     assert problem["type"] == "urn:tickr:problem:batch-interrupted"

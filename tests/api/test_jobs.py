@@ -70,6 +70,33 @@ async def test_idempotency_key_201_then_200_with_the_same_job(client: httpx.Asyn
     assert other.json()["type"] == "urn:tickr:problem:idempotency-conflict"
 
 
+async def test_idempotency_conflict_is_409_and_a_batch_lists_what_it_created(
+    client: httpx.AsyncClient, queue: str
+) -> None:
+    body = {"type": "noop", "queue": queue, "payload": {"a": 1}, "idempotencyKey": "k-1"}
+    first = await client.post(JOBS, json=body)
+    assert first.status_code == 201
+    assert (await client.post(JOBS, json={**body, "delay": 30})).status_code == 200  # the same request
+    conflict = await client.post(JOBS, json={**body, "payload": {"a": 2}})
+    assert conflict.status_code == 409, conflict.text
+    problem = conflict.json()
+    assert problem["type"] == "urn:tickr:problem:idempotency-conflict"
+    assert "idempotency key 'k-1' reused with a different request" in problem["detail"]
+    assert first.json()["id"] in problem["detail"]
+
+    jobs = [{"type": "noop", "queue": queue, "payload": {"i": 0}}, {**body, "priority": "low"}, body]
+    r = await client.post(f"{JOBS}/batch", json={"jobs": jobs})
+    assert r.status_code == 409, r.text
+    problem = r.json()
+    assert problem["type"] == "urn:tickr:problem:idempotency-conflict"
+    assert problem["errors"] == [
+        {"field": "jobs[1].idempotency_key", "message": "idempotency key reused with a different request"}
+    ]
+    assert [c["index"] for c in problem["created"]] == [0]
+    got = await client.get(f"{JOBS}/{problem['created'][0]['id']}", params={"queue": queue})
+    assert got.json()["payload"] == {"i": 0}
+
+
 async def test_camel_case_body(client: httpx.AsyncClient, queue: str) -> None:
     run_at = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
     r = await client.post(
@@ -164,7 +191,7 @@ async def test_validation_errors_name_each_field(client: httpx.AsyncClient, queu
 async def test_payload_that_is_not_json_is_422(client: httpx.AsyncClient) -> None:
     for raw in (b'{"type": "noop", "payload": {"x": NaN}}', b'{"type": "noop", "payload": {"x": 1' + b"0" * 30 + b"}}"):
         r = await client.post(JOBS, content=raw, headers={"content-type": "application/json"})
-        assert set(problem_fields(r)) == {"payload"}
+        assert set(problem_fields(r)) == {"payload.x"}
     r = await client.post(JOBS, content=b"{not json", headers={"content-type": "application/json"})
     assert (r.status_code, r.json()["type"]) == (400, "urn:tickr:problem:invalid-json")  # tests/api/test_bad_input.py
 

@@ -13,7 +13,7 @@ from tests.apps import sample
 from tests.waiting import wait_until
 from tests.worker.conftest import RunWorker
 from tickr import App, JobState
-from tickr.core.errors import ValidationError
+from tickr.core.errors import IdempotencyConflict, ValidationError
 from tickr.core.factory import new_job
 from tickr.worker.worker import Worker, WorkerConfig
 
@@ -158,9 +158,11 @@ async def _started(app: App, queue: str, count: int) -> bool:
 
 async def test_sdk_enqueue_sync_and_idempotency(sample_app: App, queue: str) -> None:
     first = await asyncio.to_thread(sample.record.enqueue_sync, 1, queue=queue, idempotency_key="order-1")
-    second = await sample.record.enqueue(2, queue=queue, idempotency_key="order-1")
+    second = await sample.record.enqueue(1, queue=queue, idempotency_key="order-1")
     assert first == second
     assert (await sample_app.get_job(first)).payload == {"value": 1}
+    with pytest.raises(IdempotencyConflict):  # the same key for a different request
+        await sample.record.enqueue(2, queue=queue, idempotency_key="order-1")
 
 
 async def test_unserialisable_payload_is_refused(sample_app: App, queue: str) -> None:

@@ -13,7 +13,7 @@ from tickr.core.job import Execution, Job, JobError, JobState, Priority
 from tickr.core.retry import Backoff
 
 _DEFAULT_BACKOFF = Backoff()
-_TEXT_FIELDS = ("idempotency_key", "name", "description", "schedule_id")
+_TEXT_FIELDS = ("type", "idempotency_key", "name", "description", "schedule_id")
 
 
 def dumps(value: Any) -> str:

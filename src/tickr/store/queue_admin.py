@@ -304,7 +304,7 @@ class QueueAdmin:
                 pipe.delete(k.job(job_id))
                 pipe.zrem(k.dead, job_id)
             for (job_id, idem_key), owner in zip(idem, owners, strict=True):
-                if owner == job_id:
+                if owner is not None and owner.partition(" ")[0] == job_id:  # "<id> <request fingerprint>"
                     pipe.delete(idem_key)
             if doomed:
                 await pipe.execute()

@@ -165,9 +165,14 @@ class RedisStore:
             await self.redis.sadd(queues_registry(self.config.prefix), queue)
             self._registered_queues.add(queue)
 
-    def _enqueue_args(self, job: Job, due_ms: int | None) -> list[str | int]:
-        """The script's ARGV for ``job``; ``ValidationError`` for a field that cannot be encoded."""
-        payload_json = codec.payload_json(job)
+    def _enqueue_args(self, job: Job, due_ms: int | None, payload_json: str | None = None) -> list[str | int]:
+        """The script's ARGV for ``job``; ``payload_json``: ``codec.payload_json(job)``, when made already.
+
+        ``codec.payload_json`` is the one step that can refuse a job (``ValidationError``: a field that cannot
+        be encoded); once it passed, the rest cannot fail.
+        """
+        if payload_json is None:
+            payload_json = codec.payload_json(job)
         request: str | int = 0  # no idempotency key
         if job.idempotency_key is not None:
             # A schedule's occurrence is named by its key, whatever template a retry carries: never compared.
@@ -200,22 +205,20 @@ class RedisStore:
     async def enqueue_many(self, jobs: Sequence[tuple[Job, int | None]]) -> list[EnqueueResult]:
         """Enqueue a batch in one pass, in order (streamed script calls on one connection, not a transaction).
 
-        Every call is made before the first is sent: a ``ValidationError`` writes nothing, not even the
-        queue's registration. ``IdempotencyConflict`` is raised once the rest of the batch is written.
+        Every job is checked and encoded before the first write: a ``ValidationError`` writes nothing, not even
+        the queue's registration. ``IdempotencyConflict`` is raised once the rest of the batch is written.
         """
-        calls = [(self.keys(job.queue), job, self._enqueue_args(job, due_ms)) for job, due_ms in jobs]
+        encoded = [(self.keys(job.queue), job, due_ms, codec.payload_json(job)) for job, due_ms in jobs]
         for queue in {job.queue for job, _ in jobs}:
             await self._register_queue(queue)
         if self.lane is None:
             pipe = self.redis.pipeline(transaction=False)
-            for keys, job, args in calls:
+            for keys, job, due_ms, payload_json in encoded:
+                args = self._enqueue_args(job, due_ms, payload_json)
                 await self.scripts.enqueue(keys, job.id, job.priority, job.idempotency_key, args, pipe)
             replies = await pipe.execute()
         else:
-            recorder = _Collect()
-            for keys, job, args in calls:
-                await self.scripts.enqueue(keys, job.id, job.priority, job.idempotency_key, args, cast(Redis, recorder))
-            replies = await self.lane.stream(_scripts(lua_source("enqueue"), recorder.commands))
+            replies = await self.lane.stream(self._enqueue_calls(encoded))
             for reply in replies:
                 if isinstance(reply, Exception):
                     raise reply
@@ -225,6 +228,15 @@ class RedisStore:
             key = jobs[conflicts[0]][0].idempotency_key or ""
             raise IdempotencyConflict(key, replies[conflicts[0]][1], indexes=conflicts, created=created)
         return [EnqueueResult(id=r[1], created=r[0] == EnqueueCode.CREATED, status=r[2] or "") for r in replies]
+
+    async def _enqueue_calls(self, encoded: Sequence[tuple[QueueKeys, Job, int | None, str]]) -> AsyncIterator[Script]:
+        """The EVALSHA of each encoded job's enqueue, made as the lane sends the ones before it (so the two
+        overlap). Nothing here can refuse a job: that was settled before the first write."""
+        calls, source = _Collect(), lua_source("enqueue")
+        for keys, job, due_ms, payload_json in encoded:
+            args = self._enqueue_args(job, due_ms, payload_json)
+            await self.scripts.enqueue(keys, job.id, job.priority, job.idempotency_key, args, cast(Redis, calls))
+            yield (source, *calls.commands.pop())
 
     async def dequeue(
         self,
@@ -365,12 +377,6 @@ class RedisStore:
         if not popped:
             return None
         return int(float(popped[2]))
-
-
-async def _scripts(source: str, commands: list[tuple[str, int, list[Any]]]) -> AsyncIterator[Script]:
-    """Recorded EVALSHA calls of ``source``, as the lane streams them."""
-    for sha, numkeys, args in commands:
-        yield (source, sha, numkeys, args)
 
 
 class _Collect:

@@ -23,6 +23,8 @@
 
 local now = clock_ms(ARGV[3])
 local id = ARGV[1]
+-- A call sent again after its reply was lost (the lane resends once) finds its own job: no second copy.
+if redis.call('EXISTS', KEYS[1]) == 1 then return {0, id, ''} end
 
 local request = ARGV[5]
 if request ~= '0' then
