@@ -122,12 +122,13 @@ def new_job(
             check(type if field_name == "type" else queue)
         except ValidationError as exc:
             errors.update(exc.errors)
+    resolved_priority, resolved_execution = Priority.DEFAULT, Execution.AT_LEAST_ONCE
     try:
-        priority = Priority(priority)
+        resolved_priority = priority if isinstance(priority, Priority) else Priority(priority)
     except ValueError:
         errors["priority"] = "must be one of critical, high, default, low"
     try:
-        execution = Execution(execution)
+        resolved_execution = execution if isinstance(execution, Execution) else Execution(execution)
     except ValueError:
         errors["execution"] = "must be at_least_once or at_most_once"
     if not isinstance(max_retries, int) or isinstance(max_retries, bool) or not 0 <= max_retries <= 1000:
@@ -149,12 +150,12 @@ def new_job(
         type=type,
         payload=check_payload(payload if payload is not None else {}),
         queue=queue,
-        priority=Priority(priority),
+        priority=resolved_priority,
         status=JobState.QUEUED,
         max_retries=max_retries,
         backoff=resolved_backoff,
         timeout=float(timeout) if timeout is not None else None,
-        execution=Execution(execution),
+        execution=resolved_execution,
         idempotency_key=idempotency_key,
         name=name,
         description=description,
