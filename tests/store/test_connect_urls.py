@@ -69,7 +69,7 @@ class Server:
                         return
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"no answer within {timeout}s: {self._tail()}")
-                time.sleep(0.02)
+                time.sleep(0.02)  # poll interval while the server starts (its exit is checked each turn)
         except BaseException:
             self.stop()
             raise

@@ -8,7 +8,6 @@ The URL forms a lane speaks (db, password, ACL user, unix socket, TLS) are in te
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ from redis.credentials import UsernamePasswordCredentialProvider
 from redis.exceptions import BusyLoadingError, MovedError, NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from tests.waiting import wait_until
 from tickr.core.factory import new_job
 from tickr.core.job import Priority
 from tickr.store import connection
@@ -30,15 +30,8 @@ Commands = AsyncIterator[tuple[str, str, int, list[Any]]]
 
 
 async def until(condition: Callable[[], Awaitable[bool] | bool], what: str, timeout: float = 3.0) -> None:
-    """Wait for ``condition`` (checked every few ms) or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if await result if isinstance(result, Awaitable) else result:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for: {what}")
-        await asyncio.sleep(0.005)
+    """Wait for ``condition`` or fail after ``timeout`` seconds (the suite's one polling helper)."""
+    await wait_until(condition, timeout, message=what)
 
 
 async def _clients(redis: Redis) -> dict[int, str]:

@@ -152,3 +152,11 @@ def pairs_to_dict(flat: list[Any]) -> dict[str, str]:
     for key, value in zip(it, it, strict=True):
         out[key.decode() if isinstance(key, bytes) else key] = value.decode() if isinstance(value, bytes) else value
     return out
+
+
+def lenient_int(value: Any) -> int | None:
+    """``int(value)``, or None for a missing or malformed Redis field (a counter, a pid)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

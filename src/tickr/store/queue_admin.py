@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tickr.core.job import PRIORITIES
 from tickr.store.boundary import store_boundary
+from tickr.store.codec import lenient_int
 from tickr.store.keys import QueueKeys, queues_registry
 from tickr.store.replies import JobChangeCode
 
@@ -81,13 +82,6 @@ class NamedPipeline:
         return dict(zip(self._names, await self._pipe.execute(), strict=True))
 
 
-def _opt_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 @store_boundary
 class QueueAdmin:
     """Queue-level admin reads and writes. Shares the store's client, keys and scripts."""
@@ -111,7 +105,7 @@ class QueueAdmin:
     async def counters(self, queue: str) -> dict[str, int]:
         """The queue's counters (``enqueued``, ``succeeded``, ``dead``, ...), 0 for those never counted."""
         raw = await self.redis.hgetall(self.store.keys(queue).stats)
-        return {name: _opt_int(raw.get(name)) or 0 for name in COUNTERS}
+        return {name: lenient_int(raw.get(name)) or 0 for name in COUNTERS}
 
     async def delete(self, queue: str) -> int:
         """Delete every key of ``queue`` (jobs, lists, events, counters) and its registry entry; returns keys removed.
@@ -196,7 +190,7 @@ class QueueAdmin:
         retrying = sum(1 for status in sample if status == "retrying")
         if sample and scheduled > len(sample):
             retrying = round(retrying * scheduled / len(sample))
-        since = [_opt_int(extra.get((q, "waiting_since", p.value))) for p in PRIORITIES]
+        since = [lenient_int(extra.get((q, "waiting_since", p.value))) for p in PRIORITIES]
         waiting_since = [v for v in since if v is not None]
         raw = row[(q, "counters")] or {}
         return QueueStats(
@@ -211,7 +205,7 @@ class QueueAdmin:
             done=int(row[(q, "done")]),
             finished_last_minute=int(extra[(q, "finished")]),
             oldest_waiting_ms=max(0, now - min(waiting_since)) if waiting_since else None,
-            counters={name: _opt_int(raw.get(name)) or 0 for name in COUNTERS},
+            counters={name: lenient_int(raw.get(name)) or 0 for name in COUNTERS},
             now_ms=now,
         )
 

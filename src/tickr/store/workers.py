@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from tickr.store import codec
 from tickr.store.boundary import store_boundary
+from tickr.store.codec import lenient_int
 from tickr.store.keys import task_registry, worker_info, workers_registry
 
 if TYPE_CHECKING:
@@ -31,13 +32,6 @@ class WorkerInfo:
     in_flight: int | None
     last_heartbeat_ms: int
     types: list[str] = field(default_factory=list)  # task types it runs ("*": any)
-
-
-def _opt_int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 @store_boundary
@@ -144,10 +138,10 @@ class WorkerRegistry:
                 WorkerInfo(
                     id=str(worker_id),
                     host=str(info.get("host", "")),
-                    pid=_opt_int(info.get("pid")),
+                    pid=lenient_int(info.get("pid")),
                     queues=[q for q in str(info.get("queues", "")).split(",") if q],
-                    concurrency=_opt_int(info.get("concurrency")),
-                    in_flight=_opt_int(info.get("in_flight")),
+                    concurrency=lenient_int(info.get("concurrency")),
+                    in_flight=lenient_int(info.get("in_flight")),
                     last_heartbeat_ms=int(score),
                     types=[t for t in str(info.get("types", "")).split(",") if t],
                 )
