@@ -20,6 +20,12 @@ EXIT_USAGE = 2  # bad usage: arguments, settings, input that cannot be accepted
 
 RedisOpt = Annotated[str | None, typer.Option("--redis-url", envvar="TICKR_REDIS_URL", help="Redis/Valkey URL")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+AppsArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="module:attr of your tickr.App; several are merged (built-in job types only if omitted)"),
+]
+QueuesOpt = Annotated[str | None, typer.Option("--queues", "-q", help="comma-separated queues")]
+ConcurrencyOpt = Annotated[int | None, typer.Option("--concurrency", "-c", min=1, help="jobs at once per process")]
 PrefixOpt = Annotated[
     str | None, typer.Option("--prefix", envvar="TICKR_PREFIX", help="Redis key prefix (default tickr)")
 ]

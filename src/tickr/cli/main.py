@@ -11,6 +11,9 @@ from tickr.cli import bench, ops, schedule_commands
 from tickr.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    AppsArg,
+    ConcurrencyOpt,
+    QueuesOpt,
     fail_usage,
     load_settings,
     require_redis,
@@ -33,14 +36,9 @@ cli = typer.Typer(
 
 @cli.command()
 def worker(
-    app: Annotated[
-        list[str] | None,
-        typer.Argument(help="module:attr of your tickr.App; several are merged (built-in job types only if omitted)"),
-    ] = None,
-    queues: Annotated[str | None, typer.Option("--queues", "-q", help="comma-separated queues")] = None,
-    concurrency: Annotated[
-        int | None, typer.Option("--concurrency", "-c", min=1, help="jobs at once per process")
-    ] = None,
+    app: AppsArg = None,
+    queues: QueuesOpt = None,
+    concurrency: ConcurrencyOpt = None,
     processes: Annotated[int, typer.Option("--processes", "-p", min=1, help="worker processes to supervise")] = 1,
     burst: Annotated[bool, typer.Option("--burst", help="exit once the queues are empty")] = False,
     redis_url: Annotated[str | None, typer.Option("--redis-url", envvar="TICKR_REDIS_URL")] = None,
@@ -94,14 +92,9 @@ def _strip_option(argv: list[str], names: tuple[str, ...]) -> list[str]:
 
 @cli.command()
 def up(
-    apps: Annotated[
-        list[str] | None,
-        typer.Argument(help="module:attr of your tickr.App; several are merged (built-in job types only if omitted)"),
-    ] = None,
-    queues: Annotated[str | None, typer.Option("--queues", "-q", help="comma-separated queues")] = None,
-    concurrency: Annotated[
-        int | None, typer.Option("--concurrency", "-c", min=1, help="jobs at once per process")
-    ] = None,
+    apps: AppsArg = None,
+    queues: QueuesOpt = None,
+    concurrency: ConcurrencyOpt = None,
     processes: Annotated[int, typer.Option("--processes", "-p", min=1, help="worker processes in all")] = 1,
     data_dir: Annotated[str | None, typer.Option("--data-dir", envvar="TICKR_DATA_DIR")] = None,
     host: Annotated[str | None, typer.Option("--host", envvar="TICKR_API_HOST", help="API address")] = None,

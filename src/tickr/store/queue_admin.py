@@ -258,15 +258,21 @@ class QueueAdmin:
         types = await pipe.execute()
         return [job_id for job_id, t in zip(ids, types, strict=True) if t == job_type]
 
+    async def _dead_selection(
+        self, k: QueueKeys, job_type: str | None, ids: Sequence[str] | None
+    ) -> AsyncIterator[list[str]]:
+        """Non-empty chunks of the dead jobs of ``k.queue`` that match ``job_type`` and ``ids``."""
+        async for chunk in self._dead_chunks(k.queue, ids):
+            selected = await self._of_type(k, chunk, job_type)
+            if selected:
+                yield selected
+
     async def dead_replay(self, queue: str, *, job_type: str | None = None, ids: Sequence[str] | None = None) -> int:
         """Replay dead jobs of ``queue`` (all, or those of ``job_type`` and/or in ``ids``); returns how many."""
         s = self.store
         k = s.keys(queue)
         replayed = 0
-        async for chunk in self._dead_chunks(queue, ids):
-            selected = await self._of_type(k, chunk, job_type)
-            if not selected:
-                continue
+        async for selected in self._dead_selection(k, job_type, ids):
             pipe = self.redis.pipeline(transaction=False)
             for job_id in selected:
                 await s.scripts.replay(k, job_id, [job_id, s.clock_arg(), s.config.events_maxlen], pipe)
@@ -278,10 +284,7 @@ class QueueAdmin:
         """Delete dead jobs of ``queue`` for good (hashes, DLQ entries, idempotency keys); returns how many."""
         k = self.store.keys(queue)
         purged = 0
-        async for chunk in self._dead_chunks(queue, ids):
-            selected = await self._of_type(k, chunk, job_type)
-            if not selected:
-                continue
+        async for selected in self._dead_selection(k, job_type, ids):
             pipe = self.redis.pipeline(transaction=False)
             for job_id in selected:
                 pipe.hmget(k.job(job_id), "status", "idempotency_key")
