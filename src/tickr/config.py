@@ -26,7 +26,12 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(30.0, ge=0, description="How long in-flight jobs may finish on shutdown")
     done_retention_seconds: int = Field(86_400, ge=1, description="How long finished jobs stay in Redis")
     done_max: int = Field(10_000, ge=0, description="Finished job ids kept per queue for listings")
-    events_maxlen: int = Field(10_000, ge=0, description="Approximate cap of each queue's event stream")
+    events_maxlen: int = Field(
+        2_000_000,
+        ge=0,
+        description="Cap of each queue's event stream (unread events beyond it are dropped and counted);"
+        " the default holds 10 minutes at 1,000 jobs/s",
+    )
     default_max_retries: int = Field(3, ge=0, le=1000)
     wake_cap_seconds: float = Field(5.0, gt=0, description="Longest a idle worker blocks before looking again")
     unknown_type_grace_seconds: float = Field(
@@ -43,6 +48,16 @@ class Settings(BaseSettings):
     http_allow_private: bool = False
     http_allow_hosts: str = Field("", description="Comma-separated hosts or CIDRs the http job may reach anyway")
     smtp_url: SecretStr | None = Field(None, description="SMTP server of the email job type; may hold a password")
+
+    history: bool = Field(True, description="Record every state change for the SQL history; false writes no events")
+    database_url: SecretStr | None = Field(
+        None, description="SQLAlchemy URL of the history database; unset = SQLite at <data_dir>/history.db"
+    )
+    auto_migrate: bool | None = Field(
+        None, description="Apply history migrations at start; default true in embedded mode (`tickr up`), else false"
+    )
+    history_retention_days: float = Field(30.0, gt=0, description="History rows older than this are deleted")
+    history_batch_size: int = Field(500, ge=1, le=10_000, description="Events the sink writes per transaction")
 
     log_format: str = Field("console", pattern="^(console|json)$")
     log_level: str = "INFO"

@@ -60,7 +60,7 @@ class StoreConfig:
             idempotency_ttl_ms=settings.idempotency_ttl_seconds * 1000,
             retention_ms=settings.done_retention_seconds * 1000,
             done_max=settings.done_max,
-            events_maxlen=settings.events_maxlen,
+            events_maxlen=settings.events_maxlen if settings.history else 0,
         )
 
 
