@@ -13,7 +13,7 @@ from tickr.store.keys import QueueKeys
 from tickr.store.scripts import SCRIPT_NAMES, Scripts, lua_source
 
 LUA_DIR = resources.files("tickr.store") / "lua"
-QUEUE_SCRIPTS = tuple(name for name in SCRIPT_NAMES if not name.startswith("schedule_"))
+QUEUE_SCRIPTS = tuple(name for name in SCRIPT_NAMES if not name.startswith(("schedule_", "events_")))
 
 
 def header_keys(name: str) -> int:
@@ -51,10 +51,21 @@ async def test_wrapper_passes_exactly_the_declared_keys(name: str) -> None:
     assert all(key.startswith("tickr:{q1}:") for key in keys), "every key carries the queue's hash tag"
 
 
+async def test_event_stream_wrappers_pass_the_declared_keys() -> None:
+    scripts = Scripts.__new__(Scripts)
+    capture = _Capture()
+    scripts._run = capture  # type: ignore[method-assign]
+    k = QueueKeys("q1")
+    await scripts.events_ack(k.events, [])
+    await scripts.events_status(k.events, k.stats, [])
+    assert len(capture.calls["events_ack"]) == header_keys("events_ack")
+    assert len(capture.calls["events_status"]) == header_keys("events_status")
+
+
 @pytest.mark.parametrize("name", SCRIPT_NAMES)
 def test_scripts_have_shebang_header_and_expand_includes(name: str) -> None:
     source = lua_source(name)
-    assert source.startswith("#!lua\n")
+    assert source.split("\n", 1)[0] in ("#!lua", "#!lua flags=no-writes")
     assert "--- @include" not in source
     assert "Returns:" in source.split("]]", 1)[0]
     assert len((LUA_DIR / f"{name}.lua").read_text().splitlines()) <= 120

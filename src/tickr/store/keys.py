@@ -151,6 +151,16 @@ class ScheduleKeys:
         return self.base + "all"
 
     @property
+    def events(self) -> str:
+        """Stream: schedule definition changes (saved, deleted), read by the history sink."""
+        return self.base + "events"
+
+    @property
+    def stats(self) -> str:
+        """Hash: counters of the schedules' slot (``events_dropped``)."""
+        return self.base + "stats"
+
+    @property
     def notify(self) -> str:
         """Zset: wake-up tokens for schedulers blocked in BZPOPMIN, written when a schedule changes."""
         return self.base + "notify"

@@ -130,6 +130,7 @@ class ScheduleStore:
             expected_version,
             -1 if next_run_at is None else next_run_at,
             NOTIFY_KEEP,
+            self.store.config.events_maxlen,
             *schedule_fields(schedule),
         ]
         code, version = await self.store.scripts.schedule_save(self.keys, schedule.id, args)
@@ -137,7 +138,7 @@ class ScheduleStore:
 
     async def delete(self, schedule_id: str) -> ScheduleDeleteCode:
         """Soft-delete a schedule."""
-        args = [schedule_id, self.store.clock_arg(), NOTIFY_KEEP]
+        args = [schedule_id, self.store.clock_arg(), NOTIFY_KEEP, self.store.config.events_maxlen]
         code, _ = await self.store.scripts.schedule_delete(self.keys, schedule_id, args)
         return ScheduleDeleteCode(int(code))
 

@@ -34,6 +34,8 @@ SCRIPT_NAMES = (
     "schedule_delete",
     "schedule_due",
     "unrunnable",
+    "events_ack",
+    "events_status",
 )
 _INCLUDE_RE = re.compile(r'^--- @include "([a-z_]+)"\s*$', re.MULTILINE)
 
@@ -123,13 +125,13 @@ class Scripts:
         return await self._run("replay", keys, args, client)
 
     async def update(self, k: QueueKeys, job_id: str, args: list[Any], client: Client | None = None) -> Any:
-        keys = [k.job(job_id), *k.ready_all, k.scheduled, k.marker, k.events]
+        keys = [k.job(job_id), *k.ready_all, k.scheduled, k.marker, k.events, k.stats]
         return await self._run("update", keys, args, client)
 
     async def schedule_save(
         self, sk: ScheduleKeys, schedule_id: str, args: list[Any], client: Client | None = None
     ) -> Any:
-        keys = [sk.schedule(schedule_id), sk.due, sk.all, sk.notify]
+        keys = [sk.schedule(schedule_id), sk.due, sk.all, sk.notify, sk.events, sk.stats]
         return await self._run("schedule_save", keys, args, client)
 
     async def schedule_fire(
@@ -141,8 +143,14 @@ class Scripts:
     async def schedule_delete(
         self, sk: ScheduleKeys, schedule_id: str, args: list[Any], client: Client | None = None
     ) -> Any:
-        keys = [sk.schedule(schedule_id), sk.due, sk.notify]
+        keys = [sk.schedule(schedule_id), sk.due, sk.notify, sk.events, sk.stats]
         return await self._run("schedule_delete", keys, args, client)
+
+    async def events_ack(self, stream: str, args: list[Any], client: Client | None = None) -> Any:
+        return await self._run("events_ack", [stream], args, client)
+
+    async def events_status(self, stream: str, stats: str, args: list[Any], client: Client | None = None) -> Any:
+        return await self._run("events_status", [stream, stats], args, client)
 
     async def schedule_due(self, sk: ScheduleKeys, args: list[Any], client: Client | None = None) -> Any:
         return await self._run("schedule_due", [sk.due], args, client)

@@ -7,6 +7,7 @@
     store.workers    WorkerRegistry  (workers.py)         heartbeat entries
     store.clock      ServerClock     (clock.py)           the Redis server's time, as seen from here
     store.diagnostics Diagnostics    (diagnostics.py)     server facts and memory footprint, for benchmarks
+    store.metrics    MetricsReader   (metrics_reader.py)  the queue gauges Prometheus scrapes
 
 Every public coroutine raises tickr's ``StoreUnavailable``/``StoreError``, never a redis-py error.
 """
@@ -27,8 +28,10 @@ from tickr.store.boundary import store_boundary
 from tickr.store.clock import ServerClock
 from tickr.store.connection import Script, ScriptLane
 from tickr.store.diagnostics import Diagnostics
+from tickr.store.event_log import EventLog
 from tickr.store.job_admin import JobAdmin
 from tickr.store.keys import DEFAULT_PREFIX, QueueKeys, queues_registry
+from tickr.store.metrics_reader import MetricsReader
 from tickr.store.queue_admin import QueueAdmin
 from tickr.store.replies import EnqueueCode, FailCode
 from tickr.store.schedule_store import ScheduleStore
@@ -123,6 +126,8 @@ class RedisStore:
         self.schedules = ScheduleStore(self)
         self.workers = WorkerRegistry(self)
         self.diagnostics = Diagnostics(self)
+        self.metrics = MetricsReader(self)
+        self.events = EventLog(self)
         self._keys: dict[str, QueueKeys] = {}
         self._registered_queues: set[str] = set()
         # Hot-path scripts run on the lane; None where it does not speak the client's connections

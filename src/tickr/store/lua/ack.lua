@@ -14,6 +14,7 @@
   Returns: one 1 (acked) or 0 (stale lease, refused) per job
 ]]
 --- @include "common"
+--- @include "events"
 
 local now = clock_ms(ARGV[2])
 local retention = tonumber(ARGV[3])
@@ -23,7 +24,9 @@ for i = 6, #ARGV, 3 do
   local job_key = ARGV[1] .. id
   -- The lease check of include/lease.lua (token matches, id in active), with ZREM's reply
   -- standing in for ZSCORE: a lease that is held is removed at once, one that is not is untouched.
-  if redis.call('HGET', job_key, 'token') == token and redis.call('ZREM', KEYS[1], id) == 1 then
+  -- The same HMGET reads what the history event of the run needs.
+  local held = redis.call('HMGET', job_key, 'token', 'attempt', 'started_at', 'worker')
+  if held[1] == token and redis.call('ZREM', KEYS[1], id) == 1 then
     if result ~= '' then
       redis.call('HSET', job_key, 'status', 'succeeded', 'finished_at', now, 'result', result)
     else
@@ -33,7 +36,8 @@ for i = 6, #ARGV, 3 do
     redis.call('PEXPIRE', job_key, retention)
     done[#done + 1] = now
     done[#done + 1] = id
-    emit(KEYS[3], ARGV[5], 'succeeded', id)
+    emit(KEYS[3], KEYS[4], ARGV[5], 'succeeded', id, 'attempt', held[2] or '0', 'started', held[3] or '',
+      'worker', held[4] or '')
     acked = acked + 1
     replies[#replies + 1] = 1
   else

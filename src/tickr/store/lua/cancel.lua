@@ -18,6 +18,7 @@
   Codes (JobChangeCode): 1 DONE, -1 NO_SUCH_JOB, -2 WRONG_STATE
 ]]
 --- @include "common"
+--- @include "events"
 
 local now = clock_ms(ARGV[2])
 local id = ARGV[1]
@@ -35,5 +36,5 @@ redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[7], now, id)
 redis.call('HINCRBY', KEYS[9], 'cancelled', 1)
-emit(KEYS[8], ARGV[4], 'cancelled', id)
+emit(KEYS[8], KEYS[9], ARGV[4], 'cancelled', id)
 return {1, 'cancelled'}

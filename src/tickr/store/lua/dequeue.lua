@@ -28,6 +28,7 @@
            more = -1: this worker's types are not registered (register, then dequeue again)
 ]]
 --- @include "common"
+--- @include "events"
 --- @include "promote_due"
 --- @include "record"
 --- @include "park"
@@ -80,7 +81,7 @@ while taken < n and not exhausted do
     if job_type and pos.status and record[pos.status + 1] == 'queued' then
       if redis.call('SISMEMBER', KEYS[11], job_type) == 0 and redis.call('SISMEMBER', KEYS[11], '*') == 0 then
         park(KEYS[12], ARGV[12], ARGV[13], job_type, id, now)
-        emit(KEYS[8], ARGV[10], 'parked', id, 'type', job_type)
+        emit(KEYS[8], KEYS[9], ARGV[10], 'parked', id, 'type', job_type)
         parks = parks + 1
         if parks >= 1000 then exhausted = true end -- bounded work per call; the next call goes on
       else
@@ -92,7 +93,8 @@ while taken < n and not exhausted do
         redis.call('ZADD', KEYS[6], deadline, id)
         reply[#reply + 1] = id
         reply[#reply + 1] = leased
-        emit(KEYS[8], ARGV[10], 'active', id, 'worker', worker)
+        emit(KEYS[8], KEYS[9], ARGV[10], 'active', id, 'worker', worker, 'attempt', attempt,
+          'due', record_due(record, pos))
         taken = taken + 1
       end
     end

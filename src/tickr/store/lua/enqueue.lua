@@ -20,6 +20,7 @@
   Codes (EnqueueCode): 1 CREATED, 0 EXISTING, -1 CONFLICT
 ]]
 --- @include "common"
+--- @include "events"
 
 local now = clock_ms(ARGV[3])
 local id = ARGV[1]
@@ -57,5 +58,5 @@ else
   wake(KEYS[4], now)
 end
 redis.call('HINCRBY', KEYS[6], 'enqueued', 1)
-emit(KEYS[5], ARGV[6], status, id)
+emit(KEYS[5], KEYS[6], ARGV[6], status, id)
 return {1, id, status}

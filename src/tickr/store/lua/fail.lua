@@ -19,6 +19,7 @@
   Codes (FailCode): 1 RETRYING, 2 DEAD, -1 STALE
 ]]
 --- @include "common"
+--- @include "events"
 --- @include "lease"
 
 local now = clock_ms(ARGV[2])
@@ -33,13 +34,14 @@ redis.call('HDEL', job_key, 'token')
 redis.call('HSET', job_key, 'error', ARGV[5])
 redis.call('HINCRBY', KEYS[6], 'failed', 1)
 
-local job = redis.call('HMGET', job_key, 'attempt', 'max_retries', 'execution')
+local job = redis.call('HMGET', job_key, 'attempt', 'max_retries', 'execution', 'started_at', 'worker')
 local attempt, max_retries = tonumber(job[1] or '0'), tonumber(job[2] or '0')
 if ARGV[7] == '1' or job[3] == 'at_most_once' or attempt > max_retries then
   redis.call('HSET', job_key, 'status', 'dead', 'finished_at', now)
   redis.call('ZADD', KEYS[3], now, id)
   redis.call('HINCRBY', KEYS[6], 'dead', 1)
-  emit(KEYS[5], ARGV[8], 'dead', id, 'attempt', attempt)
+  emit(KEYS[5], KEYS[6], ARGV[8], 'dead', id, 'attempt', attempt, 'started', job[4] or '',
+    'worker', job[5] or '', 'error', ARGV[5])
   return {2, 0}
 end
 
@@ -49,5 +51,6 @@ redis.call('ZADD', KEYS[2], due, id)
 local head = redis.call('ZRANGE', KEYS[2], 0, 0)
 if head[1] == id then wake(KEYS[4], due) end
 redis.call('HINCRBY', KEYS[6], 'retried', 1)
-emit(KEYS[5], ARGV[8], 'retrying', id, 'attempt', attempt, 'due', due)
+emit(KEYS[5], KEYS[6], ARGV[8], 'retrying', id, 'attempt', attempt, 'due', due,
+  'started', job[4] or '', 'worker', job[5] or '', 'error', ARGV[5])
 return {1, due}

@@ -20,6 +20,7 @@
   Returns: {requeued, dead, lost, next lease deadline ms or -1}
 ]]
 --- @include "common"
+--- @include "events"
 --- @include "requeue"
 
 local now = clock_ms(ARGV[2])
@@ -38,11 +39,13 @@ for _, id in ipairs(expired) do
         'error', cjson.encode({type = 'LeaseExpired', traceback = '',
           message = 'lease expired on attempt ' .. attempt .. ' (worker ' .. tostring(job[4]) .. ' lost); attempts used up'}))
       redis.call('ZADD', KEYS[6], now, id)
-      emit(KEYS[9], ARGV[4], 'dead', id, 'attempt', attempt)
+      emit(KEYS[9], KEYS[10], ARGV[4], 'dead', id, 'attempt', attempt, 'reaped', '1',
+        'worker', tostring(job[4] or ''))
       dead = dead + 1
     else
       local outcome = requeue_or_lose(job_key, id, ready, KEYS[7], now, false)
-      emit(KEYS[9], ARGV[4], outcome, id, 'attempt', attempt, 'reaped', '1')
+      emit(KEYS[9], KEYS[10], ARGV[4], outcome, id, 'attempt', attempt, 'reaped', '1',
+        'worker', tostring(job[4] or ''))
       if outcome == 'lost' then lost = lost + 1 else requeued = requeued + 1 end
     end
   end

@@ -18,6 +18,7 @@
   Returns: {requeued, lost, stale}
 ]]
 --- @include "common"
+--- @include "events"
 --- @include "lease"
 --- @include "requeue"
 
@@ -29,8 +30,9 @@ for i = 4, #ARGV, 2 do
   local job_key = ARGV[1] .. id
   if holds_lease(KEYS[1], job_key, id, token) then
     redis.call('ZREM', KEYS[1], id)
+    local run = redis.call('HMGET', job_key, 'attempt', 'worker')
     local outcome = requeue_or_lose(job_key, id, ready, KEYS[6], now, true)
-    emit(KEYS[8], ARGV[3], outcome, id, 'released', '1')
+    emit(KEYS[8], KEYS[9], ARGV[3], outcome, id, 'released', '1', 'attempt', run[1] or '0', 'worker', run[2] or '')
     if outcome == 'lost' then lost = lost + 1 else requeued = requeued + 1 end
   else
     stale = stale + 1

@@ -18,6 +18,7 @@
   Codes (JobChangeCode): 1 DONE, -1 NO_SUCH_JOB, -2 WRONG_STATE
 ]]
 --- @include "common"
+--- @include "events"
 
 local now = clock_ms(ARGV[2])
 local id = ARGV[1]
@@ -33,5 +34,5 @@ redis.call('HSET', KEYS[1], 'status', 'queued', 'attempt', 0, 'scheduled_for', n
 redis.call('RPUSH', KEYS[1 + priority_slot(job[2])], id)
 wake(KEYS[8], now)
 redis.call('HINCRBY', KEYS[10], 'replayed', 1)
-emit(KEYS[9], ARGV[3], 'queued', id, 'replayed', '1')
+emit(KEYS[9], KEYS[10], ARGV[3], 'queued', id, 'replayed', '1')
 return {1, 'queued'}

@@ -17,6 +17,7 @@
   Returns: {dead-lettered, next time a parked type may expire (ms) or -1}
 ]]
 --- @include "common"
+--- @include "events"
 
 local now = clock_ms(ARGV[3])
 local grace, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -39,7 +40,7 @@ for i = 1, #parked, 2 do
       if redis.call('HGET', job_key, 'status') == 'queued' then
         redis.call('HSET', job_key, 'status', 'dead', 'finished_at', now, 'error', err)
         redis.call('ZADD', KEYS[3], now, id)
-        emit(KEYS[4], ARGV[6], 'dead', id, 'reason', 'unknown_type')
+        emit(KEYS[4], KEYS[5], ARGV[6], 'dead', id, 'reason', 'unknown_type')
         dead, budget = dead + 1, budget - 1
       end
     end

@@ -9,6 +9,7 @@
   KEYS[6] tickr:{q}:scheduled
   KEYS[7] tickr:{q}:marker
   KEYS[8] tickr:{q}:events
+  KEYS[9] tickr:{q}:stats           (events_dropped)
   ARGV[1] job id
   ARGV[2] now ms (0 = Redis TIME)
   ARGV[3] new priority ("" = unchanged)
@@ -19,6 +20,7 @@
   Codes (JobChangeCode): 1 DONE, -1 NO_SUCH_JOB, -2 WRONG_STATE
 ]]
 --- @include "common"
+--- @include "events"
 
 local now = clock_ms(ARGV[2])
 local id = ARGV[1]
@@ -30,7 +32,7 @@ if status ~= 'queued' and status ~= 'scheduled' and status ~= 'retrying' then re
 -- A queued job whose priority and due time stay keeps its place in line.
 if status == 'queued' and (ARGV[3] == '' or ARGV[3] == priority) and ARGV[4] == '0' then
   if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'payload', ARGV[5]) end
-  emit(KEYS[8], ARGV[6], 'updated', id)
+  emit(KEYS[8], KEYS[9], ARGV[6], 'updated', id)
   return {1, status}
 end
 
@@ -56,5 +58,5 @@ else
   wake(KEYS[7], now)
 end
 redis.call('HSET', KEYS[1], 'status', status, 'priority', priority, 'scheduled_for', due)
-emit(KEYS[8], ARGV[6], 'updated', id)
+emit(KEYS[8], KEYS[9], ARGV[6], 'updated', id)
 return {1, status}

@@ -9,13 +9,6 @@ local function clock_ms(given)
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Append a state change to the queue's event stream (capped); maxlen 0 disables events.
-local function emit(events_key, maxlen, event, id, ...)
-  if tonumber(maxlen) > 0 then
-    redis.call('XADD', events_key, 'MAXLEN', '~', maxlen, '*', 'e', event, 'id', id, ...)
-  end
-end
-
 -- Wake one blocked worker: the marker's single member, scored with the time there is work.
 local function wake(marker_key, at_ms)
   redis.call('ZADD', marker_key, at_ms, 'm')

@@ -1,6 +1,7 @@
 -- Leasing a job record read with HGETALL, without reading it again.
 
-local LEASE_FIELDS = {attempt = true, status = true, started_at = true, worker = true, token = true, type = true}
+local LEASE_FIELDS = {attempt = true, status = true, started_at = true, worker = true, token = true, type = true,
+  scheduled_for = true, created_at = true}
 
 -- Where the fields a lease reads or writes sit in an HGETALL reply (one pass over the record).
 local function record_positions(record)
@@ -28,4 +29,10 @@ local function leased_record(record, pos, now, worker, token)
     end
   end
   return attempt, record
+end
+
+-- When the attempt leased from `record` became due: its scheduled time, else its creation ('' if neither).
+local function record_due(record, pos)
+  local at = pos.scheduled_for or pos.created_at
+  return at and record[at + 1] or ''
 end
