@@ -32,6 +32,10 @@ def bench(
     quick: Annotated[
         bool, typer.Option("--quick", help="small sizes, one run: a smoke test, not a measurement")
     ] = False,
+    history_db: Annotated[
+        str | None,
+        typer.Option("--history-db", help="PostgreSQL server for `history` (a fresh database is made and dropped)"),
+    ] = None,
     scale_max: Annotated[
         int | None, typer.Option("--scale-max", min=1, help="queued jobs for the large side of `scale`")
     ] = None,
@@ -40,7 +44,13 @@ def bench(
     from tickr.loadgen.bench import BenchConfig, render, run_bench
 
     names = tuple(s.strip() for s in scenarios.split(",") if s.strip())
-    overrides: dict[str, Any] = {"redis_url": redis_url, "scenarios": names, "n": n, "runs": runs}
+    overrides: dict[str, Any] = {
+        "redis_url": redis_url,
+        "scenarios": names,
+        "n": n,
+        "runs": runs,
+        "history_db": history_db,
+    }
     if scale_max is not None:
         overrides["scale_large"] = scale_max
     config = BenchConfig.quick(**overrides) if quick else BenchConfig(**{k: v for k, v in overrides.items() if v})

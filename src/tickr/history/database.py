@@ -45,10 +45,10 @@ class HistoryDB:
             database = parsed.database or ""
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-        elif schema is not None:
-            kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
         else:
-            kwargs["pool_pre_ping"] = True
+            kwargs["pool_pre_ping"] = True  # a connection the server dropped (restart, failover) is replaced
+            if schema is not None:
+                kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

@@ -1,9 +1,9 @@
 """The composition root: the one place that assembles a process's services, for ``tickr worker``, ``tickr up``,
 ``tickr scheduler`` and ``tickr api``, and runs them until a stop signal.
 
-Start order: scheduler, API, then the worker (which starts its own services). Stop order: the worker first
+Start order: history sink, scheduler, API, then the worker (which starts its own services). Stop order: the worker first
 (it stops fetching, lets in-flight jobs finish within the grace period, hands the rest back), then the API,
-then the scheduler, then the Redis connections. A first SIGINT/SIGTERM is graceful, a second one skips the
+then the scheduler, then the history sink (its last batch committed), then the Redis connections. A first SIGINT/SIGTERM is graceful, a second one skips the
 worker's grace period.
 """
 
@@ -17,6 +17,8 @@ from tickr.api.server import ApiService
 from tickr.app import App
 from tickr.config import Settings
 from tickr.lifecycle import ServiceProtocol, stop_all
+from tickr.metrics.exposition import MetricsEndpoint
+from tickr.runtime.history import HistoryService, open_history
 from tickr.runtime.signals import on_stop_signals
 from tickr.scheduler.service import SchedulerService
 from tickr.worker.worker import Worker, WorkerConfig
@@ -30,6 +32,7 @@ class ProcessPlan:
 
     scheduler: bool = True  # leaderless: every worker may run one
     api: Settings | None = None  # serve the HTTP API with these settings
+    history: bool = False  # run a history sink (writes the event streams to SQL)
 
 
 class ProcessServices:
@@ -39,10 +42,14 @@ class ProcessServices:
         self.app = app
         self.worker = Worker(app, config)
         companions: list[ServiceProtocol] = []
+        if plan.history and app.settings.history:
+            companions.append(HistoryService(app))
         if plan.scheduler and not config.burst:
             companions.append(SchedulerService(app))
         if plan.api is not None:
-            companions.append(ApiService(plan.api, app))
+            companions.append(ApiService(plan.api, app))  # its /metrics serves this process's counters too
+        elif app.settings.metrics and app.settings.metrics_port is not None:
+            companions.append(MetricsEndpoint(app.settings.metrics_host, app.settings.metrics_port))
         self.companions = companions
 
     def stop(self) -> None:
@@ -82,8 +89,23 @@ async def run_scheduler(app: App) -> None:
         await app.close()
 
 
+async def run_history(app: App) -> None:
+    """``tickr history``: one history sink until SIGINT/SIGTERM; closes ``app``."""
+    stop = asyncio.Event()
+    service = HistoryService(app)
+    try:
+        with on_stop_signals(stop.set):
+            await service.start()
+            await stop.wait()
+    finally:
+        await service.stop()
+        await app.close()
+
+
 async def run_api(settings: Settings) -> None:
-    """``tickr api``: serve the HTTP API until SIGINT/SIGTERM."""
+    """``tickr api``: serve the HTTP API until SIGINT/SIGTERM (the history schema checked first)."""
+    if settings.history:
+        await (await open_history(settings)).close()
     stop = asyncio.Event()
     api = ApiService(settings)
     with on_stop_signals(stop.set):

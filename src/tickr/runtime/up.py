@@ -3,7 +3,7 @@
 Embedded Valkey (when no ``TICKR_REDIS_URL``) with append-only persistence in the data directory, at one
 address per data directory (``<data_dir>/valkey.sock``, or a TCP port kept in ``<data_dir>/valkey.port``
 when the socket path is too long), written to ``<data_dir>/redis-url`` for every other command; a worker
-(plus supervised worker processes with ``processes > 1``), the scheduler, the API and the lease reaper.
+(plus supervised worker processes with ``processes > 1``), the scheduler, the API, the history sink and the lease reaper.
 Ctrl+C stops it all gracefully.
 """
 
@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from tickr.app import App
 from tickr.config import Settings, discover_redis_url, embedded_url_file
 from tickr.core.errors import ConfigError
 from tickr.handlers import BUILTIN_HANDLERS
+from tickr.metrics.exposition import child_env, fresh_multiproc_dir
 from tickr.procutil import die_with_parent
 from tickr.runtime.embedded import EmbeddedValkey
 from tickr.runtime.loader import load_app
@@ -162,10 +164,12 @@ class WorkerPool:
         self.proc: subprocess.Popen[bytes] | None = None
         self.stopped = False
 
-    def start(self, settings: Settings, specs: Sequence[str], count: int) -> None:
+    def start(self, settings: Settings, specs: Sequence[str], count: int, metrics_dir: Path | None = None) -> None:
         argv = ["worker", *specs, "--queues", settings.queues, "--concurrency", str(settings.concurrency)]
         argv.append("--no-scheduler")  # the scheduler runs in tickr up itself
-        env = {**os.environ, "TICKR_REDIS_URL": settings.redis_url or ""}
+        # With metrics on, the workers write multiprocess files that tickr up's /metrics merges.
+        base = child_env(metrics_dir) if metrics_dir is not None else dict(os.environ)
+        env = {**base, "TICKR_REDIS_URL": settings.redis_url or ""}
         command = [sys.executable, "-c", _SUPERVISOR_MAIN, str(count), *argv]
         self.proc = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=die_with_parent())
         log.info("supervising %d more worker processes (supervisor pid %d)", count, self.proc.pid)
@@ -216,12 +220,14 @@ async def run_up(
         announcing: asyncio.Task[None] | None = None
         try:
             app = load_app(specs, settings)
-            plan = ProcessPlan(scheduler=True, api=settings if serve_api else None)
+            metrics_dir = fresh_multiproc_dir() if processes > 1 and settings.metrics else None
+            api_settings = settings.model_copy(update={"metrics_dir": metrics_dir}) if metrics_dir else settings
+            plan = ProcessPlan(scheduler=True, api=api_settings if serve_api else None, history=True)
             services = ProcessServices(app, WorkerConfig.from_settings(settings), plan)
             for _ in range(early_stops):
                 services.stop()
             if processes > 1 and not early_stops:
-                pool.start(settings, specs, processes - 1)
+                pool.start(settings, specs, processes - 1, metrics_dir)
             if announce is not None:
                 text = banner(settings, app, specs, processes=processes, serve_api=serve_api, embedded=bool(embedded))
                 announcing = asyncio.create_task(_announce(services, text, announce))
@@ -232,6 +238,8 @@ async def run_up(
                     announcing.cancel()
                 await pool.wait()
                 await app.close()
+                if metrics_dir is not None:
+                    shutil.rmtree(metrics_dir, ignore_errors=True)
         finally:
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)

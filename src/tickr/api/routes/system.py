@@ -32,10 +32,17 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: {"model": HealthOut, "descr
 @health_router.get("/health", response_model=HealthOut, responses=UNAVAILABLE)
 @health_router.get("/api/v1/health", response_model=HealthOut, responses=UNAVAILABLE)
 async def health(state: StateDep) -> JSONResponse:
-    """``ok`` when Redis answers within 2 s; 503 ``unavailable`` otherwise. Never needs a token."""
+    """``ok`` when Redis answers within 2 s; 503 ``unavailable`` otherwise. Never needs a token.
+
+    ``history`` tells how far the SQL history is behind (read from the event streams, so it is right even
+    while the history database is down).
+    """
+    history = None
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
             reachable = await state.app.store.ping()
+            if state.settings.history:
+                history = (await state.app.store.events.lag()).to_dict()
     except Exception:  # any failure to reach the store means "unavailable"
         reachable = False
     body = HealthOut(
@@ -43,6 +50,7 @@ async def health(state: StateDep) -> JSONResponse:
         redis="ok" if reachable else "unavailable",
         version=tickr_version(),
         uptime_seconds=state.uptime_seconds,
+        history=history,
     )
     return JSONResponse(body.model_dump(), status_code=200 if reachable else 503)
 
