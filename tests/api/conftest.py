@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.history.rows import create_sqlite_schema
 from tickr.api import create_app
 from tickr.config import Settings
 from tickr.core.factory import new_job
@@ -20,6 +21,7 @@ MAX_BODY = 64 * 1024
 
 @pytest.fixture
 def api_settings(redis_url: str, tmp_path: Path) -> Settings:
+    create_sqlite_schema(tmp_path)  # the SQL history the API falls back to (SQLite in the data directory)
     return Settings(redis_url=redis_url, data_dir=tmp_path, max_payload_bytes=MAX_BODY)
 
 

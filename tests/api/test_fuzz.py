@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import BaseSchema, Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 
+from tests.history.rows import create_sqlite_schema
 from tests.waiting import wait_until_sync
 from tickr.api import create_app, serve
 from tickr.config import Settings
@@ -72,6 +73,7 @@ class ThreadedApi:
 @pytest.fixture(scope="module")
 def fuzz_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaseSchema]:
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
+    create_sqlite_schema(data_dir)  # the SQL history, so its routes answer rather than 503
     valkey = EmbeddedValkey(data_dir / "valkey", persistent=False)
     try:
         valkey.start()

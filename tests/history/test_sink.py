@@ -116,6 +116,22 @@ async def test_a_queue_made_after_the_sink_started_is_read_without_a_restart(
     assert await succeeded_runs(migrated_db) == 5
 
 
+
+async def test_a_replayed_job_keeps_the_runs_from_before_its_replay(
+    store: RedisStore, migrated_db: HistoryDB, sinks: list[HistorySink], queue: str
+) -> None:
+    [job_id] = await run_jobs(store, queue, 1, fail_every=1)
+    await store.jobs.replay(job_id, queue)
+    leased = (await store.dequeue(queue, 1, "w-again")).jobs
+    await store.ack_many(queue, [(leased[0].job.id, leased[0].token, "")])
+    sink = await start_sink(store, migrated_db, sinks)
+    await wait_until(lambda: sink.written >= 6, message="both runs' events")
+    async with migrated_db.engine.connect() as conn:
+        runs = (await conn.execute(select(job_runs).order_by(job_runs.c.lease))).all()
+        status = (await conn.execute(select(jobs.c.status))).scalar()
+    assert [(r.attempt, r.outcome, r.worker) for r in runs] == [(1, "failed", "w-test"), (1, "succeeded", "w-again")]
+    assert status == "succeeded"
+
 async def test_a_sink_killed_mid_batch_leaves_its_entries_to_another(
     store: RedisStore, migrated_db: HistoryDB, sinks: list[HistorySink], queue: str, redis_url: str
 ) -> None:

@@ -36,9 +36,26 @@ async def test_a_run_writes_queued_active_and_succeeded_with_what_history_needs(
     queued, active, succeeded = await entries(store, queue)
     assert queued == {"e": "queued", "id": job_id}
     created = int(await store.redis.hget(store.keys(queue).job(job_id), "created_at"))
-    assert active == {"e": "active", "id": job_id, "worker": "w-1", "attempt": "1", "due": str(created)}
+    assert active == {"e": "active", "*id": job_id, "worker": "w-1", "*attempt": "1", "*due": str(created)}
     started = await store.redis.hget(store.keys(queue).job(job_id), "started_at")
-    assert succeeded == {"e": "succeeded", "id": job_id, "attempt": "1", "started": started, "worker": "w-1"}
+    assert succeeded == {"e": "succeeded", "*id": job_id, "*attempt": "1", "*started": started, "worker": "w-1"}
+
+
+async def test_a_dequeue_and_an_ack_of_many_jobs_are_one_entry_each_expanded_per_job(
+    store: RedisStore, queue: str
+) -> None:
+    ids = [await put(store, queue) for _ in range(3)]
+    leased = (await store.dequeue(queue, 3, "w-1")).jobs
+    await store.ack_many(queue, [(j.job.id, j.token, "") for j in leased])
+    assert len(await entries(store, queue)) == 3 + 1 + 1
+    stream = store.events.stream(queue)
+    await store.events.ensure_groups([stream])
+    events = await store.events.read("sink", [stream], count=100, block_ms=None)
+    by_kind = {kind: [e for e in events if e.event == kind] for kind in ("queued", "active", "succeeded")}
+    assert [e.subject for e in by_kind["active"]] == [j.job.id for j in leased]
+    assert sorted(e.subject for e in by_kind["succeeded"]) == sorted(ids)
+    assert {e.fields["attempt"] for e in by_kind["succeeded"]} == {"1"}
+    assert len({e.entry_id for e in by_kind["active"]}) == 1, "one entry for the batch"
 
 
 async def test_a_failed_attempt_carries_its_error(store: RedisStore, queue: str) -> None:

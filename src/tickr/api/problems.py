@@ -8,6 +8,7 @@ JobNotFound                                      404
 InvalidState                                     409
 IdempotencyConflict                              409  ``idempotency-conflict``
 StoreError (incl. StoreUnavailable)              503
+HistoryUnavailable, sqlalchemy DBAPIError        503  ``history-unavailable`` (the SQL history database)
 ConfigError (e.g. no Redis URL)                  503
 Problem (raised by routes), HTTPException        their status
 anything else                                    500 (logged)
@@ -24,6 +25,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tickr.core.errors import (
@@ -35,6 +37,7 @@ from tickr.core.errors import (
     ValidationError,
 )
 from tickr.core.factory import has_lone_surrogate
+from tickr.history.queries import HistoryUnavailable
 
 log = logging.getLogger("tickr.api")
 
@@ -217,6 +220,12 @@ async def _unavailable(_: Request, exc: Exception) -> Response:
     return problem_response(503, detail, slug="store-unavailable", headers={"Retry-After": "5"})
 
 
+async def _history_unavailable(_: Request, exc: Exception) -> Response:
+    log.warning("history database unavailable: %s", exc)
+    detail = str(exc) if isinstance(exc, HistoryUnavailable) else f"the history database failed: {type(exc).__name__}"
+    return problem_response(503, detail, slug="history-unavailable", headers={"Retry-After": "5"})
+
+
 async def _config(_: Request, exc: Exception) -> Response:
     return problem_response(503, f"tickr is not configured to serve this: {exc}", slug="not-configured")
 
@@ -251,6 +260,8 @@ def install(api: FastAPI) -> None:
     api.add_exception_handler(IdempotencyConflict, _idempotency_conflict)
     api.add_exception_handler(UnicodeEncodeError, _unencodable)
     api.add_exception_handler(StoreError, _unavailable)
+    api.add_exception_handler(HistoryUnavailable, _history_unavailable)
+    api.add_exception_handler(DBAPIError, _history_unavailable)
     api.add_exception_handler(ConfigError, _config)
     api.add_exception_handler(Problem, _problem)
     api.add_exception_handler(StarletteHTTPException, _http)

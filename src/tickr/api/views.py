@@ -208,13 +208,16 @@ class RunErrorOut(BaseModel):
 
 
 class RunOut(BaseModel):
-    """One run: the job it enqueued and what became of it (``outcome`` is the job's status, or ``expired``
-    once the job's record is gone)."""
+    """One run. A recurring job's: the job an occurrence enqueued and what became of it (``outcome`` is the
+    job's status, or ``expired`` once neither Redis nor the SQL history has its record). A one-off job's:
+    one attempt from the SQL history (``outcome``: running, succeeded, failed, lost or released), or, before
+    the history has it, the job as Redis tells it (``outcome`` is its status)."""
 
     job_id: str
     queue: str
     outcome: str
     attempt: int | None = None
+    worker: str | None = Field(None, description="the worker that ran it, when known")
     fire_time: str | None = Field(None, description="the occurrence (a one-off job: when it was due)")
     fire_time_ms: int | None = None
     started_at: str | None = None
@@ -222,7 +225,9 @@ class RunOut(BaseModel):
     finished_at: str | None = None
     finished_at_ms: int | None = None
     duration_ms: int | None = None
-    lateness_ms: int | None = Field(None, description="enqueued this long after the fire time")
+    lateness_ms: int | None = Field(
+        None, description="enqueued this long after the fire time (an attempt: started this long after it was due)"
+    )
     error: RunErrorOut | None = None
 
     @classmethod
@@ -358,6 +363,11 @@ class HealthOut(BaseModel):
     redis: str = Field(description="ok or unavailable")
     version: str
     uptime_seconds: float
+    history: dict[str, float | int | bool] | None = Field(
+        None,
+        description="SQL history's lag behind Redis: lag_seconds (oldest event not yet in SQL), backlog, pending,"
+        " dropped (unread events lost at the stream cap), sink_seen; null when TICKR_HISTORY=false",
+    )
 
 
 PROBLEM_DESCRIPTIONS = {
@@ -366,7 +376,7 @@ PROBLEM_DESCRIPTIONS = {
     409: "the job's state does not allow this",
     413: "request body too large",
     422: "invalid request: `errors` names each field",
-    503: "the job store (Redis/Valkey) is unavailable",
+    503: "the job store (Redis/Valkey) or the history database is unavailable",
 }
 
 

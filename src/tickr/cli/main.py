@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tickr.cli import bench, ops, schedule_commands
+from tickr.cli import bench, history_commands, migrate_commands, ops, schedule_commands
 from tickr.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -149,6 +149,8 @@ def api(
 
 ops.register(cli)
 schedule_commands.register(cli)
+history_commands.register(cli)
+migrate_commands.register(cli)
 bench.register(cli)
 
 

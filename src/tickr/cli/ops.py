@@ -130,14 +130,50 @@ def jobs_list(
     job_type: Annotated[str | None, typer.Option("--type")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
     cursor: Annotated[str | None, typer.Option("--cursor")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source", help="live (Redis) or history (SQL); default history with a history-only filter, else live"
+        ),
+    ] = None,
+    schedule_id: Annotated[str | None, typer.Option("--schedule", help="jobs a recurring job enqueued (SQL)")] = None,
+    worker: Annotated[str | None, typer.Option("--worker", help="jobs last run by this worker (SQL)")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="created since: 1h, 30m, 7d or RFC 3339 (SQL)")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="created before: 1h, 30m, 7d or RFC 3339 (SQL)")] = None,
+    error: Annotated[str | None, typer.Option("--error", help="text in the error type or message (SQL)")] = None,
     redis_url: RedisOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List jobs, filtered by queue, status and type."""
-    page = _run(
-        redis_url,
-        lambda app: app.inspector.list_jobs(queue=queue, status=status, job_type=job_type, limit=limit, cursor=cursor),
-    )
+    """List jobs, filtered by queue, status and type; from the SQL history with --source history or any of
+    --schedule, --worker, --since, --until, --error (jobs that left Redis included)."""
+    history_only = {"--schedule": schedule_id, "--worker": worker, "--since": since, "--until": until, "--error": error}
+    given = [name for name, value in history_only.items() if value is not None]
+    if source not in (None, "live", "history"):
+        raise fail("--source must be live or history", EXIT_USAGE)
+    if source == "live" and given:
+        raise fail(f"{', '.join(given)}: only with --source history", EXIT_USAGE)
+    if source == "history" or given:
+        from tickr.cli.history_commands import list_from_history
+
+        page: Any = list_from_history(
+            queue=queue,
+            status=status,
+            job_type=job_type,
+            schedule_id=schedule_id,
+            worker=worker,
+            since=since,
+            until=until,
+            error=error,
+            limit=limit,
+            cursor=cursor,
+        )
+    else:
+        page = _run(
+            redis_url,
+            lambda app: app.inspector.list_jobs(
+                queue=queue, status=status, job_type=job_type, limit=limit, cursor=cursor
+            ),
+        )
     if as_json:
         _print_items([j.to_dict() for j in page.jobs], page.next_cursor)
         return

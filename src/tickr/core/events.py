@@ -1,22 +1,25 @@
 """The events the Lua scripts append to each queue's stream (read by the history sink).
 
-Every entry has ``e`` (the event) and ``id`` (the job id; a schedule id in the schedules stream). The time of
+Every entry has ``e`` (the event) and ``id`` (the job id; a schedule id in the schedules stream); ``active`` and
+``succeeded`` come as one entry per dequeue or ack, for all its jobs (see ``expand``). The time of
 an event is its stream entry id (the Redis server clock, ms). Extra fields by event:
 
 =============  ==========================  ===================================================================
 event          written by                  extra fields
 =============  ==========================  ===================================================================
-``queued``     enqueue, replay, reap,      ``replayed=1`` (replay), ``reaped=1`` + ``attempt`` (reap),
-               release                     ``released=1`` + ``attempt`` (release)
+``queued``     enqueue, replay, reap,      ``replayed=1`` (replay); reap and release: ``attempt``, ``lease``,
+               release                     ``worker`` and ``reaped=1`` or ``released=1``
 ``scheduled``  enqueue (a future due time)
 ``parked``     dequeue (no worker of its    ``type``
                type)
-``active``     dequeue                     ``attempt``, ``worker``, ``due`` (ms the attempt became due)
-``succeeded``  ack                         ``attempt``, ``started``, ``worker``
-``retrying``   fail                        ``attempt``, ``started``, ``worker``, ``error`` (JSON), ``due``
-``dead``       fail, reap, unrunnable      fail: ``attempt``, ``started``, ``worker``, ``error``;
-                                           reap: ``attempt``, ``reaped=1``; unrunnable: ``reason``
-``lost``       reap, release (at-most-     ``attempt``, ``reaped=1`` or ``released=1``
+``active``     dequeue                     ``attempt``, ``lease``, ``worker``, ``due`` (ms the attempt became due)
+``succeeded``  ack                         ``attempt``, ``lease``, ``started``, ``worker``
+``retrying``   fail                        ``attempt``, ``lease``, ``started``, ``worker``, ``error`` (JSON),
+                                           ``due`` (of the next attempt)
+``dead``       fail, reap, unrunnable      fail: ``attempt``, ``lease``, ``started``, ``worker``, ``error``;
+                                           reap: ``attempt``, ``lease``, ``worker``, ``reaped=1``;
+                                           unrunnable: ``reason``
+``lost``       reap, release (at-most-     ``attempt``, ``lease``, ``worker``, ``reaped=1`` or ``released=1``
                once jobs are not re-run)
 ``cancelled``  cancel
 ``updated``    update (priority, due time
@@ -25,6 +28,9 @@ event          written by                  extra fields
                stream)
 ``deleted``    schedule_delete             ``version``
 =============  ==========================  ===================================================================
+
+``lease`` is the run's lease token, unique in its queue: the history keys runs by (job, lease), so a replayed
+job (its attempts start again at 1) or a released one (its attempt is refunded) never overwrites an earlier run.
 """
 
 from __future__ import annotations
@@ -70,6 +76,17 @@ class StreamEvent:
             return int(value) if value not in (None, "") else None
         except ValueError:
             return None
+
+
+def expand(fields: dict[str, str]) -> list[dict[str, str]]:
+    """One entry's events: itself, or for a batch entry (``*id`` and other ``*<field>`` lists, space-separated,
+    one value per job; written by one dequeue or ack for all its jobs) one event per job."""
+    if "*id" not in fields:
+        return [fields]
+    common = {k: v for k, v in fields.items() if not k.startswith("*")}
+    lists = {k[1:]: v.split(" ") for k, v in fields.items() if k.startswith("*")}
+    ids = lists["id"]
+    return [common | {name: values[i] for name, values in lists.items() if i < len(values)} for i in range(len(ids))]
 
 
 def entry_seq(entry_id: str) -> int:

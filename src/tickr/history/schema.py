@@ -58,7 +58,8 @@ job_runs = Table(
     "job_runs",
     metadata,
     Column("job_id", String(128), primary_key=True),
-    Column("attempt", Integer, primary_key=True),
+    Column("lease", BigInteger, primary_key=True),  # the run's lease token: unique per run, increasing in time
+    Column("attempt", Integer, nullable=False),
     Column("queue", String(64), nullable=False),
     Column("type", String(128)),
     Column("schedule_id", String(128)),

@@ -122,11 +122,11 @@ class HistorySink(LoopService):
         except (DBAPIError, OSError) as exc:  # kept short: the statement and its rows must not reach the log
             reason = describe(exc.orig) if isinstance(exc, DBAPIError) and exc.orig is not None else describe(exc)
             raise HistoryWriteFailed(f"writing {len(batch)} events to {self.db.describe()}: {reason}") from None
-        by_stream: dict[str, list[str]] = defaultdict(list)
+        by_stream: dict[str, dict[str, None]] = defaultdict(dict)  # a batch entry is one entry of many events
         for event in batch:
-            by_stream[event.queue].append(event.entry_id)
+            by_stream[event.queue][event.entry_id] = None
         for queue, ids in by_stream.items():
-            await self.events.ack(self.events.stream(queue), ids)
+            await self.events.ack(self.events.stream(queue), list(ids))
         self.written += len(batch)
 
     async def _retain(self) -> None:

@@ -1,10 +1,10 @@
 """The composition root: the one place that assembles a process's services, for ``tickr worker``, ``tickr up``,
 ``tickr scheduler`` and ``tickr api``, and runs them until a stop signal.
 
-Start order: history sink, scheduler, API, then the worker (which starts its own services). Stop order: the worker first
-(it stops fetching, lets in-flight jobs finish within the grace period, hands the rest back), then the API,
-then the scheduler, then the history sink (its last batch committed), then the Redis connections. A first SIGINT/SIGTERM is graceful, a second one skips the
-worker's grace period.
+Start order: history sink, scheduler, API, then the worker (which starts its own services). Stop order: the
+worker first (it stops fetching, lets in-flight jobs finish within the grace period, hands the rest back), then
+the API, then the scheduler, then the history sink (its last batch committed), then the Redis connections. A
+first SIGINT/SIGTERM is graceful, a second one skips the worker's grace period.
 """
 
 from __future__ import annotations

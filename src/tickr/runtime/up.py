@@ -3,8 +3,8 @@
 Embedded Valkey (when no ``TICKR_REDIS_URL``) with append-only persistence in the data directory, at one
 address per data directory (``<data_dir>/valkey.sock``, or a TCP port kept in ``<data_dir>/valkey.port``
 when the socket path is too long), written to ``<data_dir>/redis-url`` for every other command; a worker
-(plus supervised worker processes with ``processes > 1``), the scheduler, the API, the history sink and the lease reaper.
-Ctrl+C stops it all gracefully.
+(plus supervised worker processes with ``processes > 1``), the scheduler, the API, the history sink and the
+lease reaper. Ctrl+C stops it all gracefully.
 """
 
 from __future__ import annotations

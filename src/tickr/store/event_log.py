@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from tickr.core.events import StreamEvent
+from tickr.core.events import StreamEvent, expand
 from tickr.core.job import Job
 from tickr.store.boundary import store_boundary
 from tickr.store.codec import job_from_hash, pairs_to_dict
@@ -40,6 +40,26 @@ class StreamStatus:
     pending: int  # read by a sink, not yet committed
     dropped: int  # unread events dropped at the cap, ever
     has_group: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLag:
+    """How far SQL history is behind Redis, over every stream."""
+
+    seconds: float  # age of the oldest event not yet committed to SQL (0: all committed)
+    backlog: int  # events in the streams (committed ones are trimmed soon after)
+    pending: int  # read by a sink, not yet committed
+    dropped: int  # unread events dropped at the cap, ever
+    sinks: bool  # a sink has read these streams (its consumer group exists)
+
+    def to_dict(self) -> dict[str, float | int | bool]:
+        return {
+            "lag_seconds": self.seconds,
+            "backlog": self.backlog,
+            "pending": self.pending,
+            "dropped": self.dropped,
+            "sink_seen": self.sinks,
+        }
 
 
 @store_boundary
@@ -145,6 +165,19 @@ class EventLog:
             out.append(StreamStatus(s, int(length), oldest_ms, int(pending), int(dropped), bool(has_group)))
         return out
 
+    async def lag(self) -> HistoryLag:
+        """The history's lag over every stream: two round trips (the streams' status, the server clock)."""
+        statuses = await self.status()
+        now_ms = await self._store.server_time_ms()
+        oldest = [s.oldest_uncommitted_ms for s in statuses if s.oldest_uncommitted_ms is not None]
+        return HistoryLag(
+            seconds=round(max(0, now_ms - min(oldest)) / 1000, 3) if oldest else 0.0,
+            backlog=sum(s.length for s in statuses),
+            pending=sum(s.pending for s in statuses),
+            dropped=sum(s.dropped for s in statuses),
+            sinks=any(s.has_group for s in statuses),
+        )
+
 
 def _stream_replies(reply: Any) -> list[tuple[str, list[Any]]]:
     """XREADGROUP's reply as ``[(key, entries)]`` (RESP2 gives a list of pairs, RESP3 a map)."""
@@ -162,5 +195,5 @@ def _events(stream: Stream, entries: list[Any]) -> list[StreamEvent]:
         if fields is None:  # deleted while pending (XAUTOCLAIM lists those separately in Redis 7)
             continue
         data = fields if isinstance(fields, dict) else pairs_to_dict(fields)
-        out.append(StreamEvent(stream.queue, str(entry_id), data))
+        out += [StreamEvent(stream.queue, str(entry_id), one) for one in expand(data)]
     return out

@@ -2,6 +2,8 @@
 
 A body with ``cron`` makes a recurring job, and ``GET|PATCH|DELETE /jobs/{id}`` also address recurring
 jobs (schedules): the id tells which. Their own routes (next runs, history) are in ``routes/recurring.py``.
+Reads reach into the SQL history for jobs that have left Redis: ``GET /jobs/{id}`` falls back to it, and
+``GET /jobs?source=history`` lists from it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from tickr.api import recurring
-from tickr.api.deps import InspectorDep, SchedulesDep, TickrDep
+from tickr.api.deps import HistoryDep, InspectorDep, SchedulesDep, TickrDep
 from tickr.api.models import QUEUE_PATTERN, TYPE_PATTERN, BatchIn, JobIn, JobPatch
 from tickr.api.problems import Problem
 from tickr.api.submission import (
@@ -28,9 +30,10 @@ from tickr.api.submission import (
     type_warnings,
 )
 from tickr.api.views import AnyJobOut, BatchOut, JobListOut, JobOut, RecurringJobOut, problem_responses
-from tickr.core.errors import JobNotFound
+from tickr.core.errors import ConfigError, JobNotFound
 from tickr.core.job import JobState
 from tickr.core.schedule import Schedule
+from tickr.history.queries import HistoryQueries, parse_time
 from tickr.scheduler.manager import Schedules
 from tickr.store.job_admin import MAX_PAGE, JobAdmin
 
@@ -56,6 +59,28 @@ T = TypeVar("T")
 class JobKind(StrEnum):
     ONE_OFF = "one_off"
     RECURRING = "recurring"
+
+
+class Source(StrEnum):
+    LIVE = "live"
+    HISTORY = "history"
+
+
+TimeFilter = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="created at or after (`since`) / before (`until`): an RFC 3339 date-time with offset "
+        "(`2026-01-02T03:04:05Z`) or a duration ago (`90s`, `30m`, `1h`, `7d`); history only",
+    ),
+]
+
+
+def require_history(history: HistoryQueries | None) -> HistoryQueries:
+    """The SQL history, or a 503 saying it is off."""
+    if history is None:
+        raise ConfigError("the SQL history is off (TICKR_HISTORY=false)")
+    return history
 
 
 async def find_schedule(schedules: Schedules, job_id: str, queue: str | None = None) -> Schedule | None:
@@ -123,25 +148,76 @@ async def create_jobs(batch: BatchIn, tickr: TickrDep) -> BatchOut:
 async def list_jobs(
     inspector: InspectorDep,
     schedules: SchedulesDep,
+    history: HistoryDep,
     queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
     status: JobState | None = None,
     type: Annotated[str | None, Query(pattern=TYPE_PATTERN)] = None,
     kind: Annotated[JobKind, Query(description="`recurring` lists recurring jobs instead")] = JobKind.ONE_OFF,
+    source: Annotated[
+        Source | None,
+        Query(
+            description="`live`: the jobs in Redis now; `history`: every job the SQL history recorded. "
+            "Default: `history` when a history-only filter is given, else `live`"
+        ),
+    ] = None,
+    schedule_id: Annotated[
+        str | None, Query(min_length=1, max_length=128, description="jobs a recurring job enqueued; history only")
+    ] = None,
+    worker: Annotated[
+        str | None, Query(min_length=1, max_length=256, description="jobs last run by this worker; history only")
+    ] = None,
+    since: TimeFilter = None,
+    until: TimeFilter = None,
+    error: Annotated[
+        str | None,
+        Query(min_length=1, max_length=256, description="text in the error type or message (any case); history only"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=4096, description="`next_cursor` of the previous page")] = None,
 ) -> JobListOut:
     """Jobs by queue, status and type; cursor paging.
 
-    Queues in name order; within a queue: active (latest lease deadline first), queued (critical
-    first, most recently enqueued first), scheduled (latest due first), dead and finished (most
-    recent first). A page may hold fewer than ``limit`` jobs when filters drop many: follow
+    ``source=live`` (Redis): queues in name order; within a queue: active (latest lease deadline first),
+    queued (critical first, most recently enqueued first), scheduled (latest due first), dead and finished
+    (most recent first). A page may hold fewer than ``limit`` jobs when filters drop many: follow
     ``next_cursor`` until it is null.
+
+    ``source=history`` (SQL): every job recorded, those that left Redis included (a few seconds behind
+    Redis), newest first by creation time then id, with the filters ``schedule_id``, ``worker``, ``since``
+    (inclusive), ``until`` (exclusive) and ``error`` besides queue, status and type. Giving any of those
+    selects it by default. Full pages until the last; 503 when the history database is unavailable.
 
     ``kind=recurring``: the recurring jobs that are not deleted, oldest first, filtered on their
     template's queue and type (``status`` does not apply). ``GET /api/v1/schedules`` lists them too.
     """
+    history_only = {"schedule_id": schedule_id, "worker": worker, "since": since, "until": until, "error": error}
+    given = [name for name, value in history_only.items() if value is not None]
+    if source is None:
+        source = Source.HISTORY if given else Source.LIVE
+    if kind is JobKind.RECURRING or source is Source.LIVE:
+        reason = "not with kind=recurring" if kind is JobKind.RECURRING else "only with source=history"
+        errors = {name: reason for name in given}
+        if kind is JobKind.RECURRING and source is Source.HISTORY and not given:
+            errors["source"] = "not with kind=recurring"
+        if errors:
+            raise invalid("listing", errors)
     if kind is JobKind.RECURRING:
         return await _list_recurring(schedules, queue, status, type, limit, cursor)
+    if source is Source.HISTORY:
+        now = now_ms()
+        found = await require_history(history).list_jobs(
+            queue=queue,
+            status=status,
+            type=type,
+            schedule_id=schedule_id,
+            worker=worker,
+            since_ms=None if since is None else parse_time(since, "since", now),
+            until_ms=None if until is None else parse_time(until, "until", now),
+            error_contains=error,
+            limit=limit,
+            cursor=cursor,
+        )
+        return JobListOut(jobs=[JobOut.of(job) for job in found.jobs], next_cursor=found.next_cursor)
     page = await inspector.list_jobs(queue=queue, status=status, job_type=type, limit=limit, cursor=cursor)
     return JobListOut(jobs=[JobOut.of(job) for job in page.jobs], next_cursor=page.next_cursor)
 
@@ -167,16 +243,24 @@ async def _list_recurring(
 
 @router.get("/jobs/{job_id}", responses=problem_responses(404))
 async def get_job(
-    job_id: JobId, inspector: InspectorDep, schedules: SchedulesDep, queue: QueueHint = None
+    job_id: JobId, inspector: InspectorDep, schedules: SchedulesDep, history: HistoryDep, queue: QueueHint = None
 ) -> AnyJobOut:
     """A job: state, attempt, last error with traceback, result, timestamps.
 
-    A recurring job (``kind: recurring``): its cron, timezone, next run, state and job template.
+    A job that has left Redis is read from the SQL history (404 when neither has it; 503 when Redis has
+    not and the history database is unavailable). A recurring job (``kind: recurring``): its cron,
+    timezone, next run, state and job template.
     """
     schedule = await find_schedule(schedules, job_id, queue)
     if schedule is not None:
         return RecurringJobOut.of(schedule)
-    return JobOut.of(await inspector.get_job(job_id, queue))
+    try:
+        return JobOut.of(await inspector.get_job(job_id, queue))
+    except JobNotFound:
+        recorded = await history.get_job(job_id) if history is not None else None
+        if recorded is None or queue not in (None, recorded.queue):
+            raise
+    return JobOut.of(recorded)
 
 
 @router.patch("/jobs/{job_id}", responses=problem_responses(404, 409, 413, 422))

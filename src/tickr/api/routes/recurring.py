@@ -1,6 +1,8 @@
 """Recurring-job routes: the next fire times, the run history, and the list of recurring jobs.
 
-Creating, reading, changing and deleting a recurring job go through ``/jobs`` (``routes/jobs.py``).
+Creating, reading, changing and deleting a recurring job go through ``/jobs`` (``routes/jobs.py``). The
+history reads the SQL history where Redis has forgotten: a one-off job's attempts, and a recurring job's
+runs whose jobs expired from Redis or that are older than its ``fired`` list.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from tickr.api.deps import InspectorDep, SchedulesDep
+from tickr.api.deps import HistoryDep, InspectorDep, SchedulesDep
 from tickr.api.problems import Problem
 from tickr.api.recurring import one_off_run
 from tickr.api.views import HistoryOut, NextRunsOut, RecurringJobListOut, RecurringJobOut, RunOut, problem_responses
-from tickr.core.errors import JobNotFound
+from tickr.core.errors import JobNotFound, ValidationError
+from tickr.history.queries import REDIS_CURSOR, HistoryQueries, recurring_runs
 from tickr.scheduler.manager import Schedules
 from tickr.store.job_admin import MAX_PAGE, JobAdmin
 
@@ -24,6 +27,9 @@ JobId = Annotated[str, Path(min_length=1, max_length=128, description="the job's
 MAX_NEXT_RUNS = 100
 CURSOR_PATTERN = r"^[0-9]{1,18}$"
 Cursor = Annotated[str | None, Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page")]
+HistoryCursor = Annotated[
+    str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_\-]+$", description="`next_cursor` of the previous page")
+]
 
 
 async def _next_runs(schedules: Schedules, job_id: str, count: int) -> list[tuple[datetime, datetime]]:
@@ -71,21 +77,52 @@ async def get_history(
     job_id: JobId,
     schedules: SchedulesDep,
     inspector: InspectorDep,
+    history: HistoryDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
-    cursor: Cursor = None,
+    cursor: HistoryCursor = None,
 ) -> HistoryOut:
-    """The runs of a recurring job, newest first, with each job's outcome, attempt, duration and error;
-    cursor paging.
+    """The runs of a job, newest first; cursor paging.
 
-    A one-off job's history is its single run as its record tells it (a page of one).
+    A recurring job: one run per occurrence with its job's outcome, attempt, duration, lateness and error.
+    The newest come from Redis (its ``fired`` list); those whose job expired from Redis, and those older
+    than Redis remembers, from the SQL history, with their real outcome (``expired`` only when neither
+    has the job).
+
+    A one-off job: one run per attempt (``outcome`` running, succeeded, failed, lost or released, with the
+    worker), from the SQL history; before the history has any attempt, its single run as Redis tells it.
+    503 when the history database is needed and unavailable.
     """
     if await schedules.get(job_id) is None:
+        return await _one_off_history(job_id, inspector, history, limit, cursor)
+    if history is None:
+        if cursor is not None and not REDIS_CURSOR.fullmatch(cursor):
+            raise ValidationError("bad cursor", {"cursor": "not a cursor returned by this listing"})
+        page = await schedules.history(job_id, limit=limit, cursor=cursor)
+        entries, next_cursor = page.items, page.next_cursor
+    else:
+        merged = await recurring_runs(schedules, history, job_id, limit=limit, cursor=cursor)
+        entries, next_cursor = merged.items, merged.next_cursor
+    runs = [RunOut.of(entry.to_dict()) for entry in entries]
+    return HistoryOut(id=job_id, kind="recurring", runs=runs, next_cursor=next_cursor)
+
+
+async def _one_off_history(
+    job_id: str, inspector: JobAdmin, history: HistoryQueries | None, limit: int, cursor: str | None
+) -> HistoryOut:
+    if history is not None:
+        page = await history.runs(job_id, limit=limit, cursor=cursor)
+        if page.runs or cursor is not None:
+            runs = [RunOut.of(run.to_dict()) for run in page.runs]
+            return HistoryOut(id=job_id, kind="one_off", runs=runs, next_cursor=page.next_cursor)
+    try:
         job = await inspector.get_job(job_id)
-        runs = [one_off_run(job)] if cursor is None else []
-        return HistoryOut(id=job.id, kind="one_off", runs=runs, next_cursor=None)
-    page = await schedules.history(job_id, limit=limit, cursor=cursor)
-    items = [RunOut.of(entry.to_dict()) for entry in page.items]
-    return HistoryOut(id=job_id, kind="recurring", runs=items, next_cursor=page.next_cursor)
+    except JobNotFound:
+        recorded = await history.get_job(job_id) if history is not None else None
+        if recorded is None:
+            raise
+        job = recorded
+    runs = [one_off_run(job)] if cursor is None else []
+    return HistoryOut(id=job.id, kind="one_off", runs=runs, next_cursor=None)
 
 
 @router.get("/schedules", responses=problem_responses(422))

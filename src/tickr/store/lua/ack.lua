@@ -19,6 +19,7 @@
 local now = clock_ms(ARGV[2])
 local retention = tonumber(ARGV[3])
 local replies, acked, stale, done = {}, 0, 0, {}
+local acked_ids, attempts, started, leases, worker = {}, {}, {}, {}, nil -- for the `succeeded` event
 for i = 6, #ARGV, 3 do
   local id, token, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local job_key = ARGV[1] .. id
@@ -36,9 +37,9 @@ for i = 6, #ARGV, 3 do
     redis.call('PEXPIRE', job_key, retention)
     done[#done + 1] = now
     done[#done + 1] = id
-    emit(KEYS[3], KEYS[4], ARGV[5], 'succeeded', id, 'attempt', held[2] or '0', 'started', held[3] or '',
-      'worker', held[4] or '')
     acked = acked + 1
+    acked_ids[acked], attempts[acked], started[acked], leases[acked] = id, held[2] or '0', held[3] or '', token
+    worker = worker or held[4]
     replies[#replies + 1] = 1
   else
     stale = stale + 1
@@ -54,6 +55,9 @@ local keep = tonumber(ARGV[4])
 if redis.call('ZCARD', KEYS[2]) > keep then
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(keep + 1))
 end
+local columns = {'*lease', table.concat(leases, ' '), '*attempt', table.concat(attempts, ' ')}
+emit_batch(KEYS[3], KEYS[4], ARGV[5], 'succeeded', acked_ids, 'worker', worker or '', '*started',
+  table.concat(started, ' '), unpack(columns))
 if acked > 0 then redis.call('HINCRBY', KEYS[4], 'succeeded', acked) end
 if stale > 0 then redis.call('HINCRBY', KEYS[4], 'stale_acks', stale) end
 return replies

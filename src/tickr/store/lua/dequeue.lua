@@ -54,7 +54,7 @@ local reply = {now, 0, 0}
 local n, taken = tonumber(ARGV[2]), 0
 local deadline = now + tonumber(ARGV[4])
 local worker = ARGV[5]
-local exhausted, parks = false, 0
+local exhausted, parks, leased_ids, attempts, dues, leases = false, 0, {}, {}, {}, {} -- the last four: the event
 local parked_types = runnable_parked(KEYS[12], KEYS[11])
 while taken < n and not exhausted do
   local id = #parked_types > 0 and pop_parked(KEYS[12], ARGV[12], parked_types) or nil
@@ -93,20 +93,20 @@ while taken < n and not exhausted do
         redis.call('ZADD', KEYS[6], deadline, id)
         reply[#reply + 1] = id
         reply[#reply + 1] = leased
-        emit(KEYS[8], KEYS[9], ARGV[10], 'active', id, 'worker', worker, 'attempt', attempt,
-          'due', record_due(record, pos))
         taken = taken + 1
+        leased_ids[taken], attempts[taken], dues[taken], leases[taken] = id, attempt, record_due(record, pos), token
       end
     end
   end
 end
 if taken > 0 then
+  emit_batch(KEYS[8], KEYS[9], ARGV[10], 'active', leased_ids, 'worker', worker, '*lease', table.concat(leases, ' '),
+    '*attempt', table.concat(attempts, ' '), '*due', table.concat(dues, ' '))
   redis.call('HSET', KEYS[9], 'cursor', cursor % total, 'lease_seq', seq)
   redis.call('HINCRBY', KEYS[9], 'dequeued', taken)
 else
   redis.call('HSET', KEYS[9], 'cursor', cursor % total)
 end
-
 local more = 0
 if not exhausted or parks >= 1000 then
   for i = 1, 4 do

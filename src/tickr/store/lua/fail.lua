@@ -40,7 +40,7 @@ if ARGV[7] == '1' or job[3] == 'at_most_once' or attempt > max_retries then
   redis.call('HSET', job_key, 'status', 'dead', 'finished_at', now)
   redis.call('ZADD', KEYS[3], now, id)
   redis.call('HINCRBY', KEYS[6], 'dead', 1)
-  emit(KEYS[5], KEYS[6], ARGV[8], 'dead', id, 'attempt', attempt, 'started', job[4] or '',
+  emit(KEYS[5], KEYS[6], ARGV[8], 'dead', id, 'attempt', attempt, 'lease', ARGV[4], 'started', job[4] or '',
     'worker', job[5] or '', 'error', ARGV[5])
   return {2, 0}
 end
@@ -51,6 +51,6 @@ redis.call('ZADD', KEYS[2], due, id)
 local head = redis.call('ZRANGE', KEYS[2], 0, 0)
 if head[1] == id then wake(KEYS[4], due) end
 redis.call('HINCRBY', KEYS[6], 'retried', 1)
-emit(KEYS[5], KEYS[6], ARGV[8], 'retrying', id, 'attempt', attempt, 'due', due,
+emit(KEYS[5], KEYS[6], ARGV[8], 'retrying', id, 'attempt', attempt, 'lease', ARGV[4], 'due', due,
   'started', job[4] or '', 'worker', job[5] or '', 'error', ARGV[5])
 return {1, due}

@@ -30,7 +30,7 @@ local requeued, dead, lost = 0, 0, 0
 for _, id in ipairs(expired) do
   local job_key = ARGV[1] .. id
   redis.call('ZREM', KEYS[1], id)
-  local job = redis.call('HMGET', job_key, 'attempt', 'max_retries', 'execution', 'worker')
+  local job = redis.call('HMGET', job_key, 'attempt', 'max_retries', 'execution', 'worker', 'token')
   if job[1] then
     local attempt, max_retries = tonumber(job[1]), tonumber(job[2] or '0')
     if job[3] ~= 'at_most_once' and attempt > max_retries then
@@ -40,12 +40,12 @@ for _, id in ipairs(expired) do
           message = 'lease expired on attempt ' .. attempt .. ' (worker ' .. tostring(job[4]) .. ' lost); attempts used up'}))
       redis.call('ZADD', KEYS[6], now, id)
       emit(KEYS[9], KEYS[10], ARGV[4], 'dead', id, 'attempt', attempt, 'reaped', '1',
-        'worker', tostring(job[4] or ''))
+        'worker', tostring(job[4] or ''), 'lease', tostring(job[5] or ''))
       dead = dead + 1
     else
       local outcome = requeue_or_lose(job_key, id, ready, KEYS[7], now, false)
       emit(KEYS[9], KEYS[10], ARGV[4], outcome, id, 'attempt', attempt, 'reaped', '1',
-        'worker', tostring(job[4] or ''))
+        'worker', tostring(job[4] or ''), 'lease', tostring(job[5] or ''))
       if outcome == 'lost' then lost = lost + 1 else requeued = requeued + 1 end
     end
   end

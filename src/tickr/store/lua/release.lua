@@ -32,7 +32,8 @@ for i = 4, #ARGV, 2 do
     redis.call('ZREM', KEYS[1], id)
     local run = redis.call('HMGET', job_key, 'attempt', 'worker')
     local outcome = requeue_or_lose(job_key, id, ready, KEYS[6], now, true)
-    emit(KEYS[8], KEYS[9], ARGV[3], outcome, id, 'released', '1', 'attempt', run[1] or '0', 'worker', run[2] or '')
+    emit(KEYS[8], KEYS[9], ARGV[3], outcome, id, 'released', '1', 'attempt', run[1] or '0', 'worker', run[2] or '',
+      'lease', token)
     if outcome == 'lost' then lost = lost + 1 else requeued = requeued + 1 end
   else
     stale = stale + 1

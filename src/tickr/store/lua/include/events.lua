@@ -45,11 +45,22 @@ local function cap_events(events_key, stats_key, cap)
   end
 end
 
--- Append a state change to the stream; maxlen 0 means history is off (no events at all).
-local function emit(events_key, stats_key, maxlen, event, id, ...)
+-- Append one entry to the stream; maxlen 0 means history is off (no events at all).
+local function append(events_key, stats_key, maxlen, ...)
   local cap = tonumber(maxlen)
   if cap > 0 then
-    redis.call('XADD', events_key, '*', 'e', event, 'id', id, ...)
+    redis.call('XADD', events_key, '*', ...)
     if redis.call('XLEN', events_key) > cap then cap_events(events_key, stats_key, cap) end
   end
+end
+
+-- A state change of one job.
+local function emit(events_key, stats_key, maxlen, event, id, ...)
+  append(events_key, stats_key, maxlen, 'e', event, 'id', id, ...)
+end
+
+-- One entry for the same change of a batch of jobs (a dequeue, an ack): `*id` holds their ids and each
+-- `*<field>` one value per job, space-separated; the reader expands it into one event per job.
+local function emit_batch(events_key, stats_key, maxlen, event, ids, ...)
+  if #ids > 0 then append(events_key, stats_key, maxlen, 'e', event, '*id', table.concat(ids, ' '), ...) end
 end
