@@ -25,6 +25,8 @@ def test_wheel_contains_lua_scripts_and_py_typed(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"tickr/store/lua/{name}.lua" for name in SCRIPT_NAMES} <= names
     assert "tickr/store/lua/include/common.lua" in names
+    migrations = "tickr/history/migrations/"
+    assert {migrations + "env.py", migrations + "script.py.mako", migrations + "versions/0001_initial.py"} <= names
     assert "tickr/py.typed" in names
 
 

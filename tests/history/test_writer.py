@@ -150,3 +150,14 @@ async def test_a_large_batch_is_written_in_chunks(migrated_db: HistoryDB) -> Non
     async with migrated_db.engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM jobs")) == 1_500
         assert await conn.scalar(text("SELECT count(*) FROM job_runs WHERE outcome = 'succeeded'")) == 1_500
+
+
+async def test_a_nul_character_in_a_payload_never_stalls_the_sink(migrated_db: HistoryDB) -> None:
+    """Valid JSON may hold \\u0000; PostgreSQL refuses it in JSONB and text, so it is written as U+FFFD there."""
+    events = [ev("queued", 0, "j1"), ev("dead", 5, "j1", attempt=1, started=1, worker="w1", error=err("E", "a\x00b"))]
+    await write(migrated_db, project(events, {(Q, "j1"): record(payload={"text": "x\x00y"})}))
+    [job] = await rows(migrated_db, jobs)
+    [run] = await rows(migrated_db, job_runs)
+    expected = "x\x00y" if migrated_db.is_sqlite else "x\ufffdy"
+    assert job["payload"] == {"text": expected}
+    assert run["error_message"] == ("a\x00b" if migrated_db.is_sqlite else "a\ufffdb")

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, ColumnElement, Insert, Table, bindparam, case, func
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
 from tickr.history.database import HistoryDB
@@ -24,9 +25,25 @@ ROWS_PER_CALL = 1_000
 
 
 async def write(db: HistoryDB, projection: Projection) -> None:
-    """Upsert every row of ``projection`` in one transaction (replaying a batch changes nothing)."""
+    """Upsert every row of ``projection`` in one transaction (replaying a batch changes nothing).
+
+    PostgreSQL refuses NUL characters in text and JSONB (valid JSON can hold ``\\u0000``): a batch it refuses
+    for that is written again with each NUL replaced by U+FFFD, so one such payload never stalls the sink.
+    """
     if not len(projection):
         return
+    try:
+        await _write(db, projection)
+    except DBAPIError as exc:  # asyncpg reports the NUL as a plain DBAPIError, not a DataError
+        if db.is_sqlite or exc.connection_invalidated:
+            raise
+        cleaned = without_nul(projection)
+        if cleaned == projection:
+            raise
+        await _write(db, cleaned)
+
+
+async def _write(db: HistoryDB, projection: Projection) -> None:
     async with db.engine.begin() as connection:
         for table, rows, keys in (
             (jobs, projection.jobs, ("id",)),
@@ -40,6 +57,25 @@ async def write(db: HistoryDB, projection: Projection) -> None:
                 for start in range(0, len(ordered), ROWS_PER_CALL):
                     chunk = ordered[start : start + ROWS_PER_CALL]
                     await connection.execute(statement, [{n: row.get(n) for n in names} for row in chunk])
+
+
+def without_nul(projection: Projection) -> Projection:
+    """``projection`` with every NUL in its strings (JSON documents included) replaced by U+FFFD."""
+    return Projection(
+        jobs=[_clean(row) for row in projection.jobs],
+        runs=[_clean(row) for row in projection.runs],
+        schedules=[_clean(row) for row in projection.schedules],
+    )
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _bind_type(column: Column[Any]) -> TypeEngine[Any]:
