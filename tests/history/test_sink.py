@@ -116,7 +116,6 @@ async def test_a_queue_made_after_the_sink_started_is_read_without_a_restart(
     assert await succeeded_runs(migrated_db) == 5
 
 
-
 async def test_a_replayed_job_keeps_the_runs_from_before_its_replay(
     store: RedisStore, migrated_db: HistoryDB, sinks: list[HistorySink], queue: str
 ) -> None:
@@ -131,6 +130,7 @@ async def test_a_replayed_job_keeps_the_runs_from_before_its_replay(
         status = (await conn.execute(select(jobs.c.status))).scalar()
     assert [(r.attempt, r.outcome, r.worker) for r in runs] == [(1, "failed", "w-test"), (1, "succeeded", "w-again")]
     assert status == "succeeded"
+
 
 async def test_a_sink_killed_mid_batch_leaves_its_entries_to_another(
     store: RedisStore, migrated_db: HistoryDB, sinks: list[HistorySink], queue: str, redis_url: str
