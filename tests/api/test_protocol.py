@@ -184,3 +184,10 @@ async def test_a_given_app_is_used_and_left_open(api_settings: Settings, queue: 
             job = (await http.post(JOBS, json={"type": "noop", "queue": queue})).json()
     assert (await tickr.get_job(job["id"])).id == job["id"]  # still connected after the API's shutdown
     await tickr.close()
+
+
+async def test_health_reports_the_history_lag(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/api/v1/health")).json()
+    assert body["status"] == "ok"
+    assert set(body["history"]) == {"lag_seconds", "backlog", "pending", "dropped", "sink_seen"}
+    assert body["history"]["lag_seconds"] >= 0
