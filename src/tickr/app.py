@@ -15,6 +15,8 @@ from tickr.core.errors import ConfigError, ValidationError
 from tickr.core.factory import new_job
 from tickr.core.job import Execution, Job, Priority, validate_type_name
 from tickr.core.retry import Backoff
+from tickr.metrics import tracing
+from tickr.metrics.instruments import instruments
 from tickr.scheduler.manager import Schedules
 from tickr.store.connection import connect
 from tickr.store.job_admin import JobAdmin
@@ -282,8 +284,17 @@ class App:
             await self.registered_tasks()  # a type of another app's workers: take the defaults they registered
         job = self.build_job(type, payload, **options)
         due = due_time_ms(options.get("delay"), options.get("run_at"), _now_ms())
-        result = await self.store.enqueue(job, due)
+        with tracing.enqueue_span((job,)):
+            result = await self.store.enqueue(job, due)
+        if result.created:
+            self.count_enqueued((job,))
         return result.id
+
+    def count_enqueued(self, jobs: Iterable[Job]) -> None:
+        """Count ``jobs`` in ``tickr_jobs_enqueued_total`` (when metrics are on): callers of the store's enqueue."""
+        metrics = instruments(self.settings.metrics)
+        if metrics is not None:
+            metrics.enqueued(jobs)
 
     async def enqueue_many(self, jobs: Iterable[tuple[str, dict[str, Any]] | dict[str, Any]]) -> list[str]:
         """Enqueue a batch in one round trip. Each item is ``(type, payload)`` or a dict with
@@ -307,7 +318,10 @@ class App:
                 errors = {f"jobs[{index}].{name}": message for name, message in exc.errors.items()}
                 raise ValidationError(f"jobs[{index}]: {exc}", errors) from None
             built.append((job, due))
-        return [r.id for r in await self.store.enqueue_many(built)]
+        with tracing.enqueue_span([job for job, _ in built]):
+            results = await self.store.enqueue_many(built)
+        self.count_enqueued(job for (job, _), r in zip(built, results, strict=True) if r.created)
+        return [r.id for r in results]
 
     def enqueue_sync(self, type: str, payload: dict[str, Any] | None = None, **options: Any) -> str:
         """``enqueue`` for code that is not async (runs on a private event loop thread)."""

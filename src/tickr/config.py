@@ -61,6 +61,17 @@ class Settings(BaseSettings):
 
     log_format: str = Field("console", pattern="^(console|json)$")
     log_level: str = "INFO"
+    log_jobs: bool = Field(False, description="Log every job's start and end at INFO (off: no per-job line)")
+
+    metrics: bool = Field(True, description="Count jobs for Prometheus and serve /metrics; false turns both off")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Port of a worker's (or a supervisor's merged) /metrics; unset: none"
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics endpoint binds")
+    metrics_auth: bool = Field(False, description="The API's /metrics needs the bearer token too (when one is set)")
+    metrics_dir: Path | None = Field(
+        None, description="Multiprocess metric files of worker processes that the API merges (tickr up sets it)"
+    )
 
     @field_validator("priority_weights")
     @classmethod

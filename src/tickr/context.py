@@ -42,3 +42,8 @@ def set_current_job(ctx: JobContext | None) -> object:
 
 def reset_current_job(token: object) -> None:
     _current.reset(token)  # type: ignore[arg-type]
+
+
+def running_job() -> JobContext | None:
+    """The context of the job being run by this task or thread, or None outside a job (never raises)."""
+    return _current.get()

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from tickr.api import problems
@@ -19,6 +19,8 @@ from tickr.api.limits import BodyLimit
 from tickr.api.routes import jobs, queues, recurring, system, tasks
 from tickr.app import App
 from tickr.config import Settings
+from tickr.metrics.collector import QueueCollector, Snapshot
+from tickr.metrics.exposition import CONTENT_TYPE, render
 
 API_PREFIX = "/api/v1"
 DOCS_ASSETS = "/docs/assets"  # Swagger UI and ReDoc scripts, styles and icon, served from the fastapi-offline package
@@ -58,12 +60,33 @@ def create_app(settings: Settings, app: App | None = None) -> FastAPI:
         api.include_router(router, prefix=API_PREFIX)
     api.include_router(jobs.legacy)
     api.include_router(queues.legacy)
+    if settings.metrics:
+        _serve_metrics(api, state, settings)
     # Added last = outermost: authentication runs before the body is read.
     api.add_middleware(BodyLimit, max_bytes=settings.max_payload_bytes)
     if settings.api_token:
-        api.add_middleware(BearerAuth, token=settings.api_token.get_secret_value())
+        public = PUBLIC_PATHS if settings.metrics_auth else PUBLIC_PATHS | {METRICS_PATH}
+        api.add_middleware(BearerAuth, token=settings.api_token.get_secret_value(), public=public)
         _document_bearer_auth(api)
     return api
+
+
+METRICS_PATH = "/metrics"
+
+
+def _serve_metrics(api: FastAPI, state: ApiState, settings: Settings) -> None:
+    """``GET /metrics``: this process's counters (all of ``tickr up``'s, with its worker processes' files), and
+    the queue gauges read from Redis now. Public unless ``TICKR_METRICS_AUTH`` (scrapers rarely hold a token)."""
+
+    async def history_lag() -> float:
+        return (await state.app.store.events.lag()).seconds
+
+    collector = QueueCollector(lambda: state.app.store, history_lag=history_lag if settings.history else None)
+
+    @api.get(METRICS_PATH, include_in_schema=False)
+    async def metrics() -> Response:
+        gauges = Snapshot(await collector.read())
+        return Response(render(gauges, multiproc_dir=settings.metrics_dir), media_type=CONTENT_TYPE)
 
 
 def _serve_docs(api: FastAPI) -> None:

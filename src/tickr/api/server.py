@@ -93,9 +93,13 @@ async def serve(settings: Settings, app: App | None, stop: asyncio.Event, sock: 
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
+        log_config=None,  # uvicorn's records go through tickr's handler (runtime/logging.py): one format
+        access_log=settings.log_jobs,  # a line per request is a line per job: only with TICKR_LOG_JOBS
         lifespan="on",
         timeout_graceful_shutdown=math.ceil(min(settings.shutdown_grace_seconds, MAX_GRACE_SECONDS)),
     )
+    if settings.log_jobs:
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     server = _Server(config)
     serving = asyncio.create_task(_run(server, sock), name="tickr-api")
     stopping = asyncio.create_task(stop.wait(), name="tickr-api-stop")

@@ -15,6 +15,7 @@ from tickr.core.errors import IdempotencyConflict, StoreError, ValidationError
 from tickr.core.factory import payload_problem, text_errors
 from tickr.core.job import Job
 from tickr.handlers.http import HttpPayload
+from tickr.metrics import tracing
 from tickr.tasks import due_time_ms
 
 JOB_OPTIONS = ("queue", "priority", "max_retries", "timeout", "execution", "idempotency_key")
@@ -130,7 +131,10 @@ async def type_warnings(tickr: App, types: Sequence[str | None]) -> list[str]:
 async def enqueue_one(tickr: App, spec: JobIn) -> tuple[Job, bool]:
     """Enqueue ``spec``; returns the stored job and whether it was created (False: idempotency key known)."""
     job, due = build(tickr, spec, now_ms())
-    result = await tickr.store.enqueue(job, due)
+    with tracing.enqueue_span((job,)):
+        result = await tickr.store.enqueue(job, due)
+    if result.created:
+        tickr.count_enqueued((job,))
     stored = (await tickr.store.jobs.get_jobs([(job.queue, result.id)]))[0]
     if stored is None:
         if result.created:
@@ -151,8 +155,10 @@ async def enqueue_batch(tickr: App, specs: Sequence[JobIn]) -> tuple[list[Job], 
     """
     built = build_many(tickr, specs)
     try:
-        results = await tickr.store.enqueue_many(built)
+        with tracing.enqueue_span([job for job, _ in built]):
+            results = await tickr.store.enqueue_many(built)
     except IdempotencyConflict as exc:
+        tickr.count_enqueued(job for job, _ in built if job.id in set(exc.created))
         message = "idempotency key reused with a different request"
         raise Problem(
             409,
@@ -163,6 +169,7 @@ async def enqueue_batch(tickr: App, specs: Sequence[JobIn]) -> tuple[list[Job], 
         ) from None
     except StoreError as exc:
         raise await interrupted(tickr, built, exc) from exc
+    tickr.count_enqueued(job for (job, _), result in zip(built, results, strict=True) if result.created)
     refs = [(job.queue, result.id) for (job, _), result in zip(built, results, strict=True)]
     stored = await tickr.store.jobs.get_jobs(refs)
     jobs = [found or job for found, (job, _) in zip(stored, built, strict=True)]

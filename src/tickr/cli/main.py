@@ -49,16 +49,28 @@ def worker(
     no_scheduler: Annotated[
         bool, typer.Option("--no-scheduler", help="do not fire cron schedules from this worker")
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", min=0, max=65535, help="serve /metrics here (with -p: one merged endpoint)"),
+    ] = None,
 ) -> None:
     """Run jobs from the given queues."""
-    settings = load_settings(queues=queues, concurrency=concurrency, redis_url=redis_url, shutdown_grace_seconds=grace)
+    settings = load_settings(
+        queues=queues,
+        concurrency=concurrency,
+        redis_url=redis_url,
+        shutdown_grace_seconds=grace,
+        metrics_port=metrics_port,
+    )
     configure_logging(settings.log_level, settings.log_format)
     settings = require_redis(settings)  # a `tickr up` running in this data directory will do
+    port = settings.metrics_port if settings.metrics else None
+    metrics = (settings.metrics_host, port) if port is not None else None
     if processes > 1:
         from tickr.worker.supervisor import Supervisor, worker_command
 
-        child = _strip_option(sys.argv[1:], ("--processes", "-p"))
-        raise typer.Exit(Supervisor(worker_command(child), processes).run())
+        child = _strip_option(_strip_option(sys.argv[1:], ("--processes", "-p")), ("--metrics-port",))
+        raise typer.Exit(Supervisor(worker_command(child), processes, metrics=metrics).run())
 
     from tickr.runtime.loader import load_app
     from tickr.runtime.services import ProcessPlan, run_worker_process
@@ -69,7 +81,7 @@ def worker(
     except ConfigError as exc:
         raise fail_usage(str(exc)) from None
     config = WorkerConfig.from_settings(settings, burst=burst, reaper=not no_reaper)
-    plan = ProcessPlan(scheduler=not no_scheduler)
+    plan = ProcessPlan(scheduler=not no_scheduler, metrics=metrics)
     try_uvloop()
     run_async(lambda: run_worker_process(tickr_app, config, plan))
 

@@ -108,6 +108,7 @@ class Job:
     last_error: JobError | None = None
     result: Any = None
     worker: str | None = None
+    traceparent: str | None = None  # W3C trace context of the span that enqueued it (tracing on)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view with times in milliseconds."""

@@ -32,6 +32,7 @@ class ProcessPlan:
 
     scheduler: bool = True  # leaderless: every worker may run one
     api: Settings | None = None  # serve the HTTP API with these settings
+    metrics: tuple[str, int] | None = None  # serve /metrics on (host, port) (with an API: its /metrics instead)
     history: bool = False  # run a history sink (writes the event streams to SQL)
 
 
@@ -48,8 +49,8 @@ class ProcessServices:
             companions.append(SchedulerService(app))
         if plan.api is not None:
             companions.append(ApiService(plan.api, app))  # its /metrics serves this process's counters too
-        elif app.settings.metrics and app.settings.metrics_port is not None:
-            companions.append(MetricsEndpoint(app.settings.metrics_host, app.settings.metrics_port))
+        elif plan.metrics is not None:
+            companions.append(MetricsEndpoint(*plan.metrics))
         self.companions = companions
 
     def stop(self) -> None:

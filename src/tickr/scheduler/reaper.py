@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from tickr.lifecycle import LoopService
+from tickr.metrics.instruments import Instruments
 from tickr.store.store import RedisStore
 
 log = logging.getLogger("tickr.reaper")
@@ -34,6 +35,7 @@ class Reaper(LoopService):
         self.unknown_type_grace_ms = unknown_type_grace_ms  # None: parked jobs are left alone
         self.reaped = 0
         self.unrunnable = 0
+        self.metrics: Instruments | None = None  # set by the worker when metrics are on
 
     async def run_pass(self) -> float:
         return await self.reap_once()
@@ -48,6 +50,8 @@ class Reaper(LoopService):
             count = result.requeued + result.dead + result.lost
             if count:
                 self.reaped += count
+                if self.metrics is not None:
+                    self.metrics.reaped(queue, count)
                 log.warning(
                     "reaped %d expired leases on %s (requeued %d, dead %d, lost %d)",
                     count,

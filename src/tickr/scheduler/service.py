@@ -23,6 +23,7 @@ from tickr.core.factory import new_job
 from tickr.core.job import Job, JobState
 from tickr.core.schedule import FiredRun, FireRequest, Schedule
 from tickr.lifecycle import LoopService
+from tickr.metrics.instruments import Instruments, instruments
 from tickr.scheduler.cron import MISFIRE_TOLERANCE_MS, FirePlan, plan_fires
 from tickr.scheduler.manager import Schedules
 from tickr.store.store import EnqueueResult, RedisStore
@@ -84,6 +85,8 @@ class SchedulerService(LoopService):
         ttl = self.store.config.idempotency_ttl_ms
         self.horizon_ms = max(ttl - IDEMPOTENCY_MARGIN_MS, ttl // 2)
         self.fired = 0
+        settings = getattr(app, "settings", None)  # a TaskCatalog need not carry settings: metrics on by default
+        self.metrics: Instruments | None = instruments(getattr(settings, "metrics", True))
         self.listener = _NotifyListener(self)
         self._synced = False
         self._specs: dict[tuple[str, str], CronSpec] = {}
@@ -182,6 +185,8 @@ class SchedulerService(LoopService):
         for (p, fire, job), result in zip(jobs, results, strict=True):
             p.runs.append(FiredRun(fire, job.queue, result.id))
             p.results.append(result)
+        if self.metrics is not None:
+            self.metrics.enqueued(job for (_, _, job), r in zip(jobs, results, strict=True) if r.created)
         requests = [
             FireRequest(p.schedule.id, p.expected, p.plan.next_run_at, p.runs, p.skipped, p.plan.misfired)
             for p in batch
@@ -228,6 +233,8 @@ class SchedulerService(LoopService):
 
     def _advanced(self, p: _Pass) -> None:
         self.fired += len(p.runs)
+        if self.metrics is not None:
+            self.metrics.fired(p.schedule.id, len(p.runs), p.plan.misfired)
         if p.plan.late:
             log.warning(
                 "schedule %s misfired (%s): ran %d occurrence(s), missed %d",

@@ -87,7 +87,7 @@ def job_fields(job: Job, payload_json: str) -> list[str]:
         fields += ["timeout", repr(float(job.timeout))]
     if job.execution is not Execution.AT_LEAST_ONCE:
         fields += ["execution", job.execution.value]
-    for name in ("idempotency_key", "name", "description", "schedule_id"):
+    for name in ("idempotency_key", "name", "description", "schedule_id", "traceparent"):
         value = getattr(job, name)
         if value is not None:
             fields += [name, value]
@@ -137,6 +137,7 @@ def job_from_hash(job_id: str, queue: str, data: dict[str, str]) -> Job:
         last_error=JobError(**loads(error)) if error else None,
         result=loads(result) if result else None,
         worker=get("worker"),
+        traceparent=get("traceparent"),
     )
 
 

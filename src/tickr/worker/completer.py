@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import defaultdict
 
 from tickr.lifecycle import PassSignal
+from tickr.metrics.instruments import Instruments
 from tickr.store.store import RedisStore
 
 log = logging.getLogger("tickr.worker")
+_EMPTY_CONTEXT = contextvars.Context()
 
 
 class Completer:
@@ -22,7 +25,8 @@ class Completer:
 
     name = "completer"
 
-    def __init__(self, store: RedisStore, attempts: int = 5) -> None:
+    def __init__(self, store: RedisStore, attempts: int = 5, metrics: Instruments | None = None) -> None:
+        self.metrics = metrics
         self.started = asyncio.Event()
         self.passes = PassSignal()
         self._store = store
@@ -43,7 +47,8 @@ class Completer:
         self.acking.add(job_id)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            loop.call_soon(self._start_flush)
+            # An empty context: the flush serves many jobs, its log lines must not carry the first one's.
+            loop.call_soon(self._start_flush, context=_EMPTY_CONTEXT.copy())
         # Each ack has a future of its own, so no shield is needed: cancelling the waiting job
         # cancels only its future, and the ack itself is still written with the batch.
         return await future
@@ -91,6 +96,9 @@ class Completer:
                     return
                 await asyncio.sleep(delay)
                 delay *= 2
+        if self.metrics is not None:
+            landed = sum(replies)
+            self.metrics.acked(queue, landed, len(replies) - landed)
         for (job_id, *_, future), acked in zip(items, replies, strict=True):
             if not acked:
                 self.stale += 1

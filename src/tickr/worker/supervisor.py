@@ -8,6 +8,9 @@ Stop order:
 2. The supervisor waits for the children, which finish their in-flight jobs within their grace period.
 3. A further signal is forwarded too (once): the children skip their grace period and hand jobs back.
 4. ``run`` returns once every child has exited.
+
+With a metrics port, the supervisor serves one ``/metrics`` merging its children: they run in prometheus
+multiprocess mode in a directory made empty at start (and removed at the end), and serve no port of their own.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import logging
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +27,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from tickr.metrics.exposition import MetricsEndpoint, child_env, child_exited, fresh_multiproc_dir
 from tickr.procutil import die_with_parent
 
 log = logging.getLogger("tickr.supervisor")
@@ -47,8 +52,12 @@ class Supervisor:
         processes: int,
         restart_backoff: float = 0.5,
         stable_seconds: float = 30.0,
+        metrics: tuple[str, int] | None = None,
     ) -> None:
         self.command = list(command)
+        self.metrics = metrics  # (host, port) of the merged /metrics endpoint, or None
+        self.metrics_endpoint: MetricsEndpoint | None = None
+        self._child_env: dict[str, str] | None = None
         self.processes = processes
         self.restart_backoff = restart_backoff
         self.stable_seconds = stable_seconds
@@ -81,7 +90,9 @@ class Supervisor:
     def _spawn(self, slot: int) -> None:
         # Its own session: a terminal's Ctrl+C reaches the child only through us. Told to follow the
         # supervisor: a supervisor killed with SIGKILL leaves no orphan workers behind.
-        child = subprocess.Popen(self.command, start_new_session=True, preexec_fn=die_with_parent())
+        child = subprocess.Popen(
+            self.command, start_new_session=True, preexec_fn=die_with_parent(), env=self._child_env
+        )
         self.children[slot] = child
         self.spawn_times[slot].append(time.monotonic())
         log.info("worker process %d started (pid %d)", slot, child.pid)
@@ -108,6 +119,8 @@ class Supervisor:
         child = self.children[slot]
         if child is None or self.finished[slot] or self.stopping or child.poll() is None:
             return
+        if self.metrics_endpoint is not None and self.metrics_endpoint.multiproc_dir is not None:
+            child_exited(self.metrics_endpoint.multiproc_dir, child.pid)
         if self.burst and child.returncode == 0:
             self.finished[slot] = True
             return
@@ -148,6 +161,7 @@ class Supervisor:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in sigs}
         previous_fd = signal.set_wakeup_fd(self._wake_w)  # wakes select() whichever thread gets a signal
         try:
+            self._serve_metrics()
             for slot in range(self.processes):
                 self._spawn(slot)
             while self._running():
@@ -159,12 +173,28 @@ class Supervisor:
             codes = [child.wait() for child in self.children if child is not None]
             return 0 if all(code in (0, -signal.SIGTERM, -signal.SIGINT) for code in codes) else 1
         finally:
+            self._stop_metrics()
             signal.set_wakeup_fd(previous_fd)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             os.close(self._wake_r)
             os.close(self._wake_w)
             self._wake_r = self._wake_w = -1
+
+    def _serve_metrics(self) -> None:
+        if self.metrics is None:
+            return
+        directory = fresh_multiproc_dir()
+        self._child_env = child_env(directory)
+        self.metrics_endpoint = MetricsEndpoint(*self.metrics, multiproc_dir=directory)
+        self.metrics_endpoint.start_sync()
+
+    def _stop_metrics(self) -> None:
+        endpoint, self.metrics_endpoint = self.metrics_endpoint, None
+        if endpoint is not None:
+            endpoint.stop_sync()
+            if endpoint.multiproc_dir is not None:
+                shutil.rmtree(endpoint.multiproc_dir, ignore_errors=True)
 
 
 def worker_command(argv: Sequence[str]) -> list[str]:

@@ -22,6 +22,7 @@ import uuid_utils
 from tickr.app import App
 from tickr.config import Settings, default
 from tickr.lifecycle import ServiceProtocol, stop_all
+from tickr.metrics.instruments import instruments
 from tickr.scheduler.reaper import Reaper
 from tickr.store.store import LeasedJob
 from tickr.tasks import TaskDef
@@ -90,8 +91,11 @@ class Worker:
         self.id = self.config.worker_id
         self.in_flight: dict[str, _InFlight] = {}
         self.slots = Slots(self.config.concurrency, lambda: len(self.in_flight))
-        self.completer = Completer(self.store)
-        self.executor = Executor(self.store, app.registry, self.completer, app.settings, self.id)
+        self.metrics = instruments(app.settings.metrics)
+        if self.metrics is not None:
+            self.metrics.serving(self.config.queues)
+        self.completer = Completer(self.store, metrics=self.metrics)
+        self.executor = Executor(self.store, app.registry, self.completer, app.settings, self.id, self.metrics)
         lease_s = self.store.config.lease_ms / 1000
         tasks = task_defaults(app.registry)
         self.heartbeat = Heartbeat(
@@ -106,6 +110,7 @@ class Worker:
         )
         grace_ms = int(app.settings.unknown_type_grace_seconds * 1000)
         self.reaper = Reaper(self.store, self.config.queues, max_sleep=lease_s, unknown_type_grace_ms=grace_ms)
+        self.reaper.metrics = self.metrics
         self.fetcher = Fetcher(
             self.store,
             self.id,
@@ -183,6 +188,8 @@ class Worker:
 
     # -- running ------------------------------------------------------------------------------
     def _start(self, leased: LeasedJob) -> None:
+        if self.metrics is not None:
+            self.metrics.started(leased.job)
         task = asyncio.get_running_loop().create_task(self.executor.run(leased))
         self.in_flight[leased.job.id] = _InFlight(leased, task)
         task.add_done_callback(functools.partial(self._finished, leased.job.id))
