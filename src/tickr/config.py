@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     )
     history_retention_days: float = Field(30.0, gt=0, description="History rows older than this are deleted")
     history_batch_size: int = Field(500, ge=1, le=10_000, description="Events the sink writes per transaction")
+    history_nice: int = Field(
+        10, ge=0, le=19, description="Niceness of the sink process: it yields the CPU to workers sharing its host"
+    )
 
     log_format: str = Field("console", pattern="^(console|json)$")
     log_level: str = "INFO"

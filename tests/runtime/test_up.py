@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -157,6 +158,15 @@ async def test_up_serves_the_api_and_runs_submitted_jobs(tmp_path: Path) -> None
             await wait_until(all_succeeded, timeout=20, message="the submitted jobs to succeed")
             report = (await client.get(f"/api/v1/jobs/{ids[2]}")).json()["result"]
             assert report["rows"] == 10 and Path(report["path"]).is_file()
+
+            def in_sql_history() -> bool:  # written by tickr up's own sink process, into SQLite
+                with sqlite3.connect(tmp_path / "history.db") as db:
+                    query = "SELECT outcome FROM job_runs WHERE job_id = ?"
+                    return [row[0] for row in db.execute(query, (ids[1],))] == ["succeeded"]
+
+            await wait_until(in_sql_history, timeout=20, message="the run in the SQL history")
+            runs = (await client.get(f"/api/v1/jobs/{ids[1]}/history")).json()["runs"]
+            assert runs[0]["outcome"] == "succeeded" and runs[0]["worker"]
     finally:
         assert await asyncio.to_thread(stop, proc) == 0
 

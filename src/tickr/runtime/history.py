@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+
 from tickr.app import App
 from tickr.config import Settings
 from tickr.core.errors import ConfigError
@@ -9,6 +17,9 @@ from tickr.history.database import HistoryDB
 from tickr.history.migrate import SchemaBehind, ensure_schema
 from tickr.history.sink import HistorySink, SinkConfig
 from tickr.lifecycle import Service
+from tickr.procutil import die_with_parent
+
+log = logging.getLogger("tickr.history")
 
 
 def auto_migrate(settings: Settings) -> bool:
@@ -68,3 +79,43 @@ class HistoryService(Service):
         db, self._db = self._db, None
         if db is not None:
             await db.close()
+
+
+def lower_priority(niceness: int) -> None:
+    """Make this process yield the CPU to others (``os.nice``): the sink is a background writer whose lag may
+    grow by a second under load, where a worker sharing the host must not lose throughput."""
+    if niceness > 0:
+        with contextlib.suppress(OSError):
+            os.nice(niceness)
+
+
+class SinkProcess:
+    """``tickr history`` as a child process of ``tickr up``: its own interpreter at a lower CPU priority, so
+    writing history never takes the worker's event loop or its CPU. Started after the schema is migrated
+    (the API reads the tables from the start); stopped with SIGTERM, its last batch committed."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self, settings: Settings) -> None:
+        await (await open_history(settings)).close()
+        self._spawn(settings)
+
+    def _spawn(self, settings: Settings) -> None:
+        env = {**os.environ, "TICKR_REDIS_URL": settings.redis_url or "", "TICKR_DATA_DIR": str(settings.data_dir)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tickr", "history"], env=env, start_new_session=True, preexec_fn=die_with_parent()
+        )
+        log.info("history sink running (pid %d)", self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    async def wait(self) -> None:
+        if self.proc is None:
+            return
+        self.stop()
+        code = await asyncio.to_thread(self.proc.wait)
+        if code:
+            log.warning("the history sink exited with code %s", code)

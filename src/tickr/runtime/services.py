@@ -1,10 +1,11 @@
 """The composition root: the one place that assembles a process's services, for ``tickr worker``, ``tickr up``,
 ``tickr scheduler`` and ``tickr api``, and runs them until a stop signal.
 
-Start order: history sink, scheduler, API, then the worker (which starts its own services). Stop order: the
-worker first (it stops fetching, lets in-flight jobs finish within the grace period, hands the rest back), then
-the API, then the scheduler, then the history sink (its last batch committed), then the Redis connections. A
-first SIGINT/SIGTERM is graceful, a second one skips the worker's grace period.
+Start order: scheduler, API, then the worker (which starts its own services). Stop order: the worker first
+(it stops fetching, lets in-flight jobs finish within the grace period, hands the rest back), then the API,
+then the scheduler, then the Redis connections. A first SIGINT/SIGTERM is graceful, a second one skips the
+worker's grace period. ``tickr history`` (``run_history``) runs the SQL history sink alone; ``tickr up`` runs
+it as a child process (``runtime/history.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tickr.app import App
 from tickr.config import Settings
 from tickr.lifecycle import ServiceProtocol, stop_all
 from tickr.metrics.exposition import MetricsEndpoint
-from tickr.runtime.history import HistoryService, open_history
+from tickr.runtime.history import HistoryService, lower_priority, open_history
 from tickr.runtime.signals import on_stop_signals
 from tickr.scheduler.service import SchedulerService
 from tickr.worker.worker import Worker, WorkerConfig
@@ -33,7 +34,6 @@ class ProcessPlan:
     scheduler: bool = True  # leaderless: every worker may run one
     api: Settings | None = None  # serve the HTTP API with these settings
     metrics: tuple[str, int] | None = None  # serve /metrics on (host, port) (with an API: its /metrics instead)
-    history: bool = False  # run a history sink (writes the event streams to SQL)
 
 
 class ProcessServices:
@@ -43,8 +43,6 @@ class ProcessServices:
         self.app = app
         self.worker = Worker(app, config)
         companions: list[ServiceProtocol] = []
-        if plan.history and app.settings.history:
-            companions.append(HistoryService(app))
         if plan.scheduler and not config.burst:
             companions.append(SchedulerService(app))
         if plan.api is not None:
@@ -91,7 +89,8 @@ async def run_scheduler(app: App) -> None:
 
 
 async def run_history(app: App) -> None:
-    """``tickr history``: one history sink until SIGINT/SIGTERM; closes ``app``."""
+    """``tickr history``: one history sink until SIGINT/SIGTERM, at ``TICKR_HISTORY_NICE``; closes ``app``."""
+    lower_priority(app.settings.history_nice)
     stop = asyncio.Event()
     service = HistoryService(app)
     try:

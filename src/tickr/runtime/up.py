@@ -29,6 +29,7 @@ from tickr.handlers import BUILTIN_HANDLERS
 from tickr.metrics.exposition import child_env, fresh_multiproc_dir
 from tickr.procutil import die_with_parent
 from tickr.runtime.embedded import EmbeddedValkey
+from tickr.runtime.history import SinkProcess
 from tickr.runtime.loader import load_app
 from tickr.runtime.services import ProcessPlan, ProcessServices
 from tickr.runtime.signals import on_stop_signals
@@ -205,6 +206,7 @@ async def run_up(
     specs = [app_specs] if isinstance(app_specs, str) else list(app_specs or [])
     services: ProcessServices | None = None
     pool = WorkerPool()
+    sink = SinkProcess()
     early_stops = 0  # signals that came before the services existed
 
     def on_signal() -> None:
@@ -214,6 +216,7 @@ async def run_up(
             return
         services.stop()
         pool.stop()
+        sink.stop()
 
     with on_stop_signals(on_signal):
         settings, embedded = await asyncio.to_thread(start_embedded, settings)
@@ -222,10 +225,12 @@ async def run_up(
             app = load_app(specs, settings)
             metrics_dir = fresh_multiproc_dir() if processes > 1 and settings.metrics else None
             api_settings = settings.model_copy(update={"metrics_dir": metrics_dir}) if metrics_dir else settings
-            plan = ProcessPlan(scheduler=True, api=api_settings if serve_api else None, history=True)
+            plan = ProcessPlan(scheduler=True, api=api_settings if serve_api else None)
             services = ProcessServices(app, WorkerConfig.from_settings(settings), plan)
             for _ in range(early_stops):
                 services.stop()
+            if settings.history and not early_stops:
+                await sink.start(settings)
             if processes > 1 and not early_stops:
                 pool.start(settings, specs, processes - 1, metrics_dir)
             if announce is not None:
@@ -237,6 +242,7 @@ async def run_up(
                 if announcing is not None:
                     announcing.cancel()
                 await pool.wait()
+                await sink.wait()
                 await app.close()
                 if metrics_dir is not None:
                     shutil.rmtree(metrics_dir, ignore_errors=True)
