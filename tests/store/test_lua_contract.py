@@ -13,7 +13,7 @@ from tickr.store.keys import QueueKeys
 from tickr.store.scripts import SCRIPT_NAMES, Scripts, lua_source
 
 LUA_DIR = resources.files("tickr.store") / "lua"
-QUEUE_SCRIPTS = tuple(name for name in SCRIPT_NAMES if not name.startswith(("schedule_", "events_")))
+QUEUE_SCRIPTS = tuple(name for name in SCRIPT_NAMES if not name.startswith(("schedule_", "events_", "queue_")))
 
 
 def header_keys(name: str) -> int:
@@ -60,6 +60,8 @@ async def test_event_stream_wrappers_pass_the_declared_keys() -> None:
     await scripts.events_status(k.events, k.stats, [])
     assert len(capture.calls["events_ack"]) == header_keys("events_ack")
     assert len(capture.calls["events_status"]) == header_keys("events_status")
+    await scripts.queue_gauges(k, [])
+    assert len(capture.calls["queue_gauges"]) == header_keys("queue_gauges")
 
 
 @pytest.mark.parametrize("name", SCRIPT_NAMES)

@@ -5,7 +5,7 @@ Job-level reads (get, list, cancel, replay, update) live in ``store/job_admin.py
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +76,11 @@ class NamedPipeline:
 
     def add(self, name: Any, command: str, *args: Any) -> None:
         getattr(self._pipe, command)(*args)
+        self._names.append(name)
+
+    async def add_script(self, name: Any, call: Callable[[Any], Awaitable[Any]]) -> None:
+        """Queue a script call (``call(pipeline)``, e.g. a ``Scripts`` method), read back under ``name``."""
+        await call(self._pipe)
         self._names.append(name)
 
     async def execute(self) -> dict[Any, Any]:

@@ -36,6 +36,7 @@ SCRIPT_NAMES = (
     "unrunnable",
     "events_ack",
     "events_status",
+    "queue_gauges",
 )
 _INCLUDE_RE = re.compile(r'^--- @include "([a-z_]+)"\s*$', re.MULTILINE)
 
@@ -151,6 +152,9 @@ class Scripts:
 
     async def events_status(self, stream: str, stats: str, args: list[Any], client: Client | None = None) -> Any:
         return await self._run("events_status", [stream, stats], args, client)
+
+    async def queue_gauges(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
+        return await self._run("queue_gauges", [*k.ready_all, k.scheduled, k.active, k.dead], args, client)
 
     async def schedule_due(self, sk: ScheduleKeys, args: list[Any], client: Client | None = None) -> Any:
         return await self._run("schedule_due", [sk.due], args, client)
