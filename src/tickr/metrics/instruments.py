@@ -7,12 +7,17 @@ user's own metrics share the endpoint. Under a supervisor the children run in pr
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 from tickr.core.job import PRIORITIES, Job
+from tickr.metrics.loop_metrics import LoopCounter, LoopHistogram, LoopMetrics
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # 1 ms to 10 min: handler run times and waits span both ends.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -38,17 +43,32 @@ class _PerType:
 class Instruments:
     """Every counter and histogram tickr records. Methods take whole jobs; children are made once per label set."""
 
-    def __init__(self, registry: CollectorRegistry | None = REGISTRY, type_cap: int = TYPE_CAP) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = REGISTRY, type_cap: int = TYPE_CAP, *, lock_free: bool | None = None
+    ) -> None:
         r = registry
         qt = ("queue", "type")
+        # The per-job families count without locks (loop_metrics.py), except in multiprocess mode.
+        if lock_free is None:
+            lock_free = MULTIPROC_ENV not in os.environ
+        hot = LoopMetrics(r) if lock_free else None
+
+        def counter(name: str, doc: str, labels: tuple[str, ...]) -> Counter | LoopCounter:
+            return hot.counter(name, doc, labels) if hot else Counter(name, doc, labels, registry=r)
+
+        def histogram(name: str, doc: str, labels: tuple[str, ...]) -> Histogram | LoopHistogram:
+            if hot:
+                return hot.histogram(name, doc, labels, BUCKETS)
+            return Histogram(name, doc, labels, buckets=BUCKETS, registry=r)
+
         self.jobs_enqueued = Counter(
             "tickr_jobs_enqueued", "Jobs created by enqueue", ("queue", "priority", "type"), registry=r
         )
-        self.jobs_dequeued = Counter("tickr_jobs_dequeued", "Jobs leased by workers", ("queue", "priority"), registry=r)
-        self.jobs_succeeded = Counter("tickr_jobs_succeeded", "Jobs that ran to success", qt, registry=r)
-        self.jobs_failed = Counter("tickr_jobs_failed", "Failed attempts (retried or dead)", qt, registry=r)
-        self.jobs_retried = Counter("tickr_jobs_retried", "Failed attempts scheduled for a retry", qt, registry=r)
-        self.jobs_dead = Counter("tickr_jobs_dead", "Jobs moved to the dead-letter queue by a worker", qt, registry=r)
+        self.jobs_dequeued = counter("tickr_jobs_dequeued", "Jobs leased by workers", ("queue", "priority"))
+        self.jobs_succeeded = counter("tickr_jobs_succeeded", "Jobs that ran to success", qt)
+        self.jobs_failed = counter("tickr_jobs_failed", "Failed attempts (retried or dead)", qt)
+        self.jobs_retried = counter("tickr_jobs_retried", "Failed attempts scheduled for a retry", qt)
+        self.jobs_dead = counter("tickr_jobs_dead", "Jobs moved to the dead-letter queue by a worker", qt)
         self.jobs_reaped = Counter("tickr_jobs_reaped", "Expired leases handled by a reaper", ("queue",), registry=r)
         self.acks = Counter("tickr_acks", "Successes written to Redis", ("queue",), registry=r)
         self.stale_acks = Counter(
@@ -56,17 +76,13 @@ class Instruments:
         )
         self.schedule_fires = Counter("tickr_schedule_fires", "Occurrences fired", ("schedule",), registry=r)
         self.schedule_misfires = Counter("tickr_schedule_misfires", "Occurrences missed (misfire policy)", registry=r)
-        self.job_run_seconds = Histogram("tickr_job_run_seconds", "Handler run time", qt, buckets=BUCKETS, registry=r)
-        self.job_wait_seconds = Histogram(
-            "tickr_job_wait_seconds",
-            "Time from due (or enqueue) to start",
-            ("queue", "priority"),
-            buckets=BUCKETS,
-            registry=r,
+        self.job_run_seconds = histogram("tickr_job_run_seconds", "Handler run time", qt)
+        self.job_wait_seconds = histogram(
+            "tickr_job_wait_seconds", "Time from due (or enqueue) to start", ("queue", "priority")
         )
         self.type_cap = type_cap
         self._types: set[str] = set()
-        self._started: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+        self._started: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._per_type: dict[tuple[str, str], _PerType] = {}
         self._lock = threading.Lock()  # only for making children; counting itself is the library's
 
