@@ -36,9 +36,24 @@ async def test_a_run_writes_queued_active_and_succeeded_with_what_history_needs(
     queued, active, succeeded = await entries(store, queue)
     assert queued == {"e": "queued", "id": job_id}
     created = int(await store.redis.hget(store.keys(queue).job(job_id), "created_at"))
-    assert active == {"e": "active", "*id": job_id, "worker": "w-1", "*attempt": "1", "*due": str(created)}
+    lease = leased.token
+    assert active == {
+        "e": "active",
+        "*id": job_id,
+        "worker": "w-1",
+        "*attempt": "1",
+        "*due": str(created),
+        "*lease": lease,
+    }
     started = await store.redis.hget(store.keys(queue).job(job_id), "started_at")
-    assert succeeded == {"e": "succeeded", "*id": job_id, "*attempt": "1", "*started": started, "worker": "w-1"}
+    assert succeeded == {
+        "e": "succeeded",
+        "*id": job_id,
+        "*attempt": "1",
+        "*started": started,
+        "worker": "w-1",
+        "*lease": lease,
+    }
 
 
 async def test_a_dequeue_and_an_ack_of_many_jobs_are_one_entry_each_expanded_per_job(
