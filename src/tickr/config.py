@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=0, le=65535)
     api_token: SecretStr | None = Field(None, description="Bearer token the API requires (never logged)")
+    api_read_token: SecretStr | None = Field(
+        None, description="A read-only bearer token: reads everything (API and dashboard), changes nothing"
+    )
     max_payload_bytes: int = Field(1_048_576, ge=1024)
 
     http_signing_secret: SecretStr | None = None

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from tickr.api import problems
@@ -19,6 +19,8 @@ from tickr.api.limits import BodyLimit
 from tickr.api.routes import jobs, queues, recurring, system, tasks
 from tickr.app import App
 from tickr.config import Settings
+from tickr.dashboard import PREFIX as DASHBOARD
+from tickr.dashboard import dashboard_router
 from tickr.metrics.collector import QueueCollector, Snapshot
 from tickr.metrics.exposition import CONTENT_TYPE, render
 
@@ -60,13 +62,22 @@ def create_app(settings: Settings, app: App | None = None) -> FastAPI:
         api.include_router(router, prefix=API_PREFIX)
     api.include_router(jobs.legacy)
     api.include_router(queues.legacy)
+    api.include_router(dashboard_router(settings))
+
+    @api.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse(DASHBOARD, status_code=307)
+
     if settings.metrics:
         _serve_metrics(api, state, settings)
     # Added last = outermost: authentication runs before the body is read.
     api.add_middleware(BodyLimit, max_bytes=settings.max_payload_bytes)
     if settings.api_token:
         public = PUBLIC_PATHS if settings.metrics_auth else PUBLIC_PATHS | {METRICS_PATH}
-        api.add_middleware(BearerAuth, token=settings.api_token.get_secret_value(), public=public)
+        read_token = settings.api_read_token.get_secret_value() if settings.api_read_token else None
+        api.add_middleware(
+            BearerAuth, token=settings.api_token.get_secret_value(), public=public, read_token=read_token
+        )
         _document_bearer_auth(api)
     return api
 
