@@ -211,10 +211,61 @@ def _rfc3339(ms: int) -> str:
         ({"source": "history", "cursor": "not-a-cursor"}, "cursor"),
         ({"source": "archive"}, "source"),
         ({"error": ""}, "error"),
+        ({"source": "history", "priority": "urgent"}, "priority"),
+        ({"priority": "urgent"}, "priority"),
+        ({"kind": "recurring", "priority": "low"}, "priority"),
+        ({"source": "history", "order": "sideways"}, "order"),
+        ({"source": "live", "order": "asc"}, "order"),
     ],
 )
 async def test_bad_listing_parameters_are_422(client: httpx.AsyncClient, params: dict[str, str], field: str) -> None:
     assert field in problem_fields(await client.get(JOBS, params=params))
+
+
+async def test_listing_by_priority_and_oldest_first(
+    client: httpx.AsyncClient, sql: HistoryDB, tickr_app: App, queue: str
+) -> None:
+    now = 1_800_000_000_000
+    prios = ["low", "critical", "low", "high", "low", "low", "default"]
+    await insert_rows(
+        sql,
+        [job_row(id=f"p{n}", queue=queue, priority=p, created_at=now + n // 2 * MINUTE) for n, p in enumerate(prios)],
+    )
+
+    async def pages(**params: Any) -> list[str]:
+        seen: list[str] = []
+        query: dict[str, Any] = {"source": "history", "queue": queue, "limit": 2, **params}
+        while True:
+            r = await client.get(JOBS, params=query)
+            assert r.status_code == 200, r.text
+            seen += [job["id"] for job in r.json()["jobs"]]
+            if r.json()["next_cursor"] is None:
+                return seen
+            query["cursor"] = r.json()["next_cursor"]
+
+    assert await pages() == ["p6", "p5", "p4", "p3", "p2", "p1", "p0"]
+    assert await pages(order="desc") == ["p6", "p5", "p4", "p3", "p2", "p1", "p0"]
+    assert await pages(order="asc") == ["p0", "p1", "p2", "p3", "p4", "p5", "p6"]
+    assert await pages(order="asc", priority="low") == ["p0", "p2", "p4", "p5"]
+    assert await pages(priority="low") == ["p5", "p4", "p2", "p0"]
+    r = await client.get(JOBS, params={"queue": queue, "order": "asc", "priority": "critical"})  # order selects SQL
+    assert [job["id"] for job in r.json()["jobs"]] == ["p1"]
+    # a cursor continues only a listing of its own order
+    first = (await client.get(JOBS, params={"source": "history", "queue": queue, "limit": 2})).json()
+    mismatched = await client.get(
+        JOBS, params={"source": "history", "queue": queue, "order": "asc", "cursor": first["next_cursor"]}
+    )
+    assert "cursor" in problem_fields(mismatched)
+
+    # live (Redis): priority filters in Python, across every state's structure
+    low = new_job("noop", {}, queue=queue, priority="low")
+    high = new_job("noop", {}, queue=queue, priority="high")
+    for job in (low, high):
+        await tickr_app.store.enqueue(job)
+    live = (await client.get(JOBS, params={"queue": queue, "priority": "high"})).json()
+    assert [job["id"] for job in live["jobs"]] == [high.id]
+    queued = (await client.get(JOBS, params={"queue": queue, "priority": "low", "status": "queued"})).json()
+    assert [job["id"] for job in queued["jobs"]] == [low.id]
 
 
 # -- GET /jobs/{id}/history -----------------------------------------------------------------------

@@ -104,3 +104,17 @@ async def test_read_only_token_sees_no_buttons_and_writes_are_refused(
     assert write.headers["content-type"].startswith("application/problem+json")
     enqueue = await secured.post("/api/v1/jobs", json={"type": "noop", "queue": queue}, headers=bearer)
     assert enqueue.status_code == 403
+
+
+async def test_read_only_token_cannot_delete_a_dead_job(
+    secured: httpx.AsyncClient, secured_app: FastAPI, queue: str
+) -> None:
+    store = secured_app.state.tickr.app.store
+    dead_id = await make_dead(store, queue)
+    await login(secured, READ)
+    page = await secured.get(f"/dashboard/jobs/{dead_id}")
+    assert page.status_code == 200
+    assert f"/dashboard/jobs/{dead_id}/delete" not in page.text
+    refused = await secured.post(f"/dashboard/jobs/{dead_id}/delete", data={"csrf": "x", "confirm": "yes"})
+    assert refused.status_code == 403
+    assert (await store.jobs.get_job(dead_id)).status.value == "dead"

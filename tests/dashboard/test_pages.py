@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import create_engine, insert
 
@@ -14,6 +15,7 @@ from tests.api.conftest import make_dead
 from tests.history.rows import job_row
 from tickr.api import create_app
 from tickr.config import Settings
+from tickr.core.errors import JobNotFound
 from tickr.core.factory import new_job
 from tickr.core.job import JobState
 from tickr.history.database import SQLITE_FILE
@@ -269,3 +271,86 @@ async def test_schedules_page_lists_next_fires_and_pauses(client: httpx.AsyncCli
         assert "From the SQL history" in runs.text
     finally:
         await client.delete(f"/api/v1/jobs/{schedule_id}")
+
+
+async def test_jobs_list_filters_by_priority(client: httpx.AsyncClient, api: FastAPI, queue: str) -> None:
+    store = store_of(api)
+    low, high = new_job("noop", {}, queue=queue, priority="low"), new_job("noop", {}, queue=queue, priority="high")
+    await store.enqueue(low)
+    await store.enqueue(high)
+    page = (await client.get("/dashboard/jobs", params={"queue": queue, "priority": "high"})).text
+    assert high.id in page
+    assert low.id not in page
+    assert "<option selected>high</option>" in page
+    bad = await client.get("/dashboard/jobs", params={"priority": "urgent"})
+    assert bad.status_code == 303
+    assert "msg=" in bad.headers["location"]
+
+
+async def test_jobs_list_sorts_oldest_first_from_the_history(
+    client: httpx.AsyncClient, api_settings: Settings, queue: str
+) -> None:
+    now = int(time.time() * 1000)
+    engine = create_engine(f"sqlite:///{api_settings.data_dir / SQLITE_FILE}")
+    with engine.begin() as conn:
+        conn.execute(
+            insert(jobs),
+            [job_row(id=f"sorted-{n:02d}", queue=queue, priority="low", created_at=now - n * 1000) for n in range(55)]
+            + [job_row(id="sorted-high", queue=queue, priority="high", created_at=now - 99_000)],
+        )
+    engine.dispose()
+    params = {"queue": queue, "priority": "low", "order": "asc"}
+    page = (await client.get("/dashboard/jobs", params=params)).text
+    shown = re.findall(r'<tr data-job="(sorted-[^"]+)"', page)
+    assert shown == [f"sorted-{n:02d}" for n in range(54, 4, -1)]  # oldest first, a page of 50, low only
+    assert "oldest first" in page
+    # the next page and the header toggle keep the other filters
+    next_link = re.search(r'id="next-page" href="([^"]+)"', page)
+    assert next_link
+    rest = (await client.get(next_link.group(1).replace("&amp;", "&"))).text
+    assert re.findall(r'<tr data-job="(sorted-[^"]+)"', rest) == [f"sorted-{n:02d}" for n in range(4, -1, -1)]
+    toggle = re.search(r'id="sort-created" href="([^"]+)"', page)
+    assert toggle
+    href = toggle.group(1).replace("&amp;", "&")
+    assert f"queue={queue}" in href and "priority=low" in href and "order=desc" in href
+    newest = (await client.get(href)).text
+    assert "sorted-high" not in newest
+    assert '<tr data-job="sorted-00"' in newest
+    # a cursor of one order does not continue the other
+    cursor = re.search(r"cursor=([^&\"]+)", next_link.group(1))
+    assert cursor
+    mismatch = await client.get("/dashboard/jobs", params={"queue": queue, "cursor": cursor.group(1), "since": "1d"})
+    assert mismatch.status_code == 303
+    assert "cursor" in mismatch.headers["location"]
+
+
+async def test_job_page_deletes_a_dead_job_after_confirmation(
+    client: httpx.AsyncClient, api: FastAPI, queue: str
+) -> None:
+    store = store_of(api)
+    dead_id = await make_dead(store, queue, "flaky", "kaput")
+    here = f"/dashboard/jobs/{dead_id}"
+    page = (await client.get(here)).text
+    assert f'action="{here}/delete"' in page
+    token = csrf_of(page)
+    refused = await client.post(f"{here}/delete", data={"csrf": "nope", "confirm": "yes"})
+    assert refused.status_code == 403
+    unconfirmed = await client.post(f"{here}/delete", data={"csrf": token, "next": here})
+    assert "not+confirmed" in unconfirmed.headers["location"]
+    assert (await store.jobs.get_job(dead_id)).status is JobState.DEAD
+    deleted = await client.post(
+        f"{here}/delete", data={"csrf": token, "next": f"/dashboard/queues/{queue}", "confirm": "yes"}
+    )
+    assert deleted.headers["location"].startswith(f"/dashboard/queues/{queue}?msg=")
+    assert "deleted" in deleted.headers["location"]
+    assert (await store.queues.stats([queue]))[0].dead == 0
+    with pytest.raises(JobNotFound):
+        await store.jobs.get_job(dead_id)
+
+    queued = new_job("noop", {}, queue=queue)
+    await store.enqueue(queued)
+    page = (await client.get(f"/dashboard/jobs/{queued.id}")).text
+    assert f"/dashboard/jobs/{queued.id}/delete" not in page  # only for a dead job
+    kept = await client.post(f"/dashboard/jobs/{queued.id}/delete", data={"csrf": token, "confirm": "yes"})
+    assert "only+a+dead+job" in kept.headers["location"]
+    assert (await store.jobs.get_job(queued.id)).status is JobState.QUEUED

@@ -314,3 +314,55 @@ async def test_an_unreachable_database_is_history_unavailable(url: str, tmp_path
                 await call
     finally:
         await db.close()
+
+
+async def test_priority_filter_and_bad_priority(db: HistoryDB, queries: HistoryQueries) -> None:
+    await insert_rows(
+        db,
+        [
+            job_row(id="c1", priority="critical", created_at=T0 + 1),
+            job_row(id="l1", priority="low", created_at=T0 + 2),
+            job_row(id="c2", priority="critical", created_at=T0 + 3, status="dead"),
+        ],
+    )
+    assert await ids(queries, priority="critical") == ["c2", "c1"]
+    assert await ids(queries, priority="critical", status="dead") == ["c2"]
+    assert await ids(queries, priority="high") == []
+    with pytest.raises(ValidationError) as caught:
+        await queries.list_jobs(priority="urgent")
+    assert set(caught.value.errors) == {"priority"}
+
+
+async def test_oldest_first_pages_stably_and_cursors_keep_their_order(db: HistoryDB, queries: HistoryQueries) -> None:
+    rows = [job_row(id=f"job-{n:03d}", created_at=T0 + n // 4, priority="low" if n % 2 else "high") for n in range(30)]
+    await insert_rows(db, rows)
+    for filters in ({}, {"priority": "low"}):
+        want = sorted(
+            (r for r in rows if filters.get("priority") in (None, r["priority"])),
+            key=lambda r: (r["created_at"], r["id"]),
+        )
+        got: list[str] = []
+        cursor = None
+        while True:
+            page = await queries.list_jobs(limit=4, order="asc", cursor=cursor, **filters)
+            got += [job.id for job in page.jobs]
+            if page.next_cursor is None:
+                break
+            assert len(page.jobs) == 4
+            cursor = page.next_cursor
+            if len(got) == 4:  # an older job written meanwhile does not shift later pages
+                older = job_row(id=f"old-{len(filters)}", created_at=T0 - 1, priority="low")
+                await insert_rows(db, [older])
+        assert got == [r["id"] for r in want]
+        rows.insert(0, older)
+    desc = await queries.list_jobs(limit=3)
+    asc = await queries.list_jobs(limit=3, order="asc")
+    assert desc.next_cursor and asc.next_cursor
+    for cursor, order in ((desc.next_cursor, "asc"), (asc.next_cursor, "desc")):
+        with pytest.raises(ValidationError) as caught:
+            await queries.list_jobs(limit=3, order=order, cursor=cursor)
+        assert set(caught.value.errors) == {"cursor"}
+        assert "order=" in caught.value.errors["cursor"]
+    with pytest.raises(ValidationError) as caught:
+        await queries.list_jobs(order="sideways")
+    assert set(caught.value.errors) == {"order"}

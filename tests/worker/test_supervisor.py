@@ -85,7 +85,8 @@ def test_a_slot_restarts_on_its_own_timer_while_another_is_in_backoff(tmp_path: 
     sup = PerSlot([py(DIES), py(DIES_ONCE, str(died), "2.8")], restart_backoff=0.25)
     supervise(sup, lambda: len(sup.spawn_times[1]) == 2)
     delay = sup.spawn_times[1][1] - float(died.read_text())
-    assert 0.24 <= delay < 0.25 + 0.2, f"slot 1 came back {delay:.2f}s after it died (backoff 0.25s)"
+    # Its own 0.25 s timer, not slot 0's 2 s backoff: the bound leaves a loaded machine a second of slack.
+    assert 0.24 <= delay < 0.25 + 1.0, f"slot 1 came back {delay:.2f}s after it died (backoff 0.25s)"
     gaps = [b - a for a, b in zip(sup.spawn_times[0], sup.spawn_times[0][1:], strict=False)]
     assert len(gaps) >= 3
     for failures, gap in enumerate(gaps):

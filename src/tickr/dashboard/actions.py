@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tickr.core.errors import InvalidState, JobNotFound, StoreUnavailable
+from tickr.core.job import JobState
 from tickr.dashboard import data
 from tickr.dashboard.security import Role, csrf_ok
 from tickr.dashboard.web import PREFIX, Dashboard, back, backend, form_of
@@ -82,6 +83,17 @@ async def replay(b: data.Backend, p: dict[str, str], _: dict[str, str]) -> str:
     return f"job {await b.app.store.jobs.replay(p['job_id'])}"
 
 
+async def delete_dead(b: data.Backend, p: dict[str, str], f: dict[str, str]) -> str:
+    """A dead job removed for good, from the DLQ and Redis (the DLQ purge of this one id)."""
+    if f.get("confirm") != "yes":
+        return "delete not confirmed: tick the box"
+    job = await b.app.store.jobs.get_job(p["job_id"])
+    if job.status is not JobState.DEAD:
+        return f"job {job.id} is {job.status.value}: only a dead job can be deleted"
+    n = await b.app.store.queues.dead_purge(job.queue, ids=[job.id])
+    return f"job {job.id} deleted" if n else f"job {job.id} is no longer dead: not deleted"
+
+
 async def pause_schedule(b: data.Backend, p: dict[str, str], _: dict[str, str]) -> str:
     await Schedules(b.app).pause(p["schedule_id"])
     return "schedule paused"
@@ -99,6 +111,7 @@ ACTIONS: dict[str, Run] = {
     "/queues/{queue}/dead/purge": purge_dead,
     "/jobs/{job_id}/cancel": cancel,
     "/jobs/{job_id}/replay": replay,
+    "/jobs/{job_id}/delete": delete_dead,
     "/schedules/{schedule_id}/pause": pause_schedule,
     "/schedules/{schedule_id}/resume": resume_schedule,
 }

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from tickr.app import App
 from tickr.config import Settings
 from tickr.core.errors import JobNotFound, TickrError, ValidationError
-from tickr.core.job import Job, JobState
+from tickr.core.job import Job, JobState, Priority
 from tickr.dashboard.chart import last_hour
 from tickr.dashboard.describe import in_words
 from tickr.history.queries import HistoryQueries, HistoryUnavailable, RunEntry, parse_time
@@ -122,11 +122,17 @@ class JobQuery:
     since: str = ""
     until: str = ""
     schedule: str = ""
+    priority: str = ""
+    order: str = ""  # "asc" oldest first, "desc" newest first: from the SQL history; "" newest first, live
     cursor: str = ""
 
     @property
     def needs_history(self) -> bool:
-        return bool(self.text or self.since or self.until or self.schedule)
+        return bool(self.text or self.since or self.until or self.schedule or self.order in ("asc", "desc"))
+
+    @property
+    def ascending(self) -> bool:
+        return self.order == "asc"
 
     def params(self, **override: str) -> dict[str, str]:
         values = {name: str(getattr(self, name)) for name in self.__dataclass_fields__ if name != "cursor"}
@@ -139,6 +145,11 @@ async def jobs_page(backend: Backend, query: JobQuery, now_ms: int) -> dict[str,
     store = backend.app.store
     history = backend.history
     state = JobState(query.state) if query.state else None
+    try:
+        priority = Priority(query.priority) if query.priority else None
+    except ValueError:
+        raise ValidationError(f"unknown priority {query.priority!r}", {"priority": "not a priority"}) from None
+    ascending = query.ascending and history is not None
     if query.needs_history and history is not None:
         # A text search scans rows (LIKE '%text%'): without a time range it looks at the last day only.
         since = query.since or (TEXT_WINDOW if query.text else "")
@@ -152,6 +163,8 @@ async def jobs_page(backend: Backend, query: JobQuery, now_ms: int) -> dict[str,
             since_ms=since_ms,
             until_ms=until_ms,
             error_contains=query.text or None,
+            priority=priority,
+            order="asc" if ascending else "desc",
             limit=PAGE_SIZE,
             cursor=query.cursor or None,
         )
@@ -165,17 +178,20 @@ async def jobs_page(backend: Backend, query: JobQuery, now_ms: int) -> dict[str,
             queue=query.queue or None,
             status=state,
             job_type=query.type or None,
+            priority=priority,
             limit=PAGE_SIZE,
             cursor=query.cursor or None,
         )
         jobs, next_cursor, source = live.jobs, live.next_cursor, "live"
     return {
-        "jobs": sorted(jobs, key=lambda j: j.created_at or 0, reverse=True),
+        "jobs": sorted(jobs, key=lambda j: j.created_at or 0, reverse=not ascending),
         "next_cursor": next_cursor,
         "source": source,
         "query": query,
         "queue_names": await store.queues.names(),
         "states": [s.value for s in JobState],
+        "priorities": [p.value for p in Priority],
+        "ascending": ascending,
         "history_on": history is not None,
         "text_ignored": query.needs_history and history is None,
         "text_window": TEXT_WINDOW if query.text and not query.since else "",
@@ -212,6 +228,7 @@ async def job_page(backend: Backend, job_id: str) -> dict[str, Any] | None:
         "history_on": backend.history is not None,
         "can_cancel": live and job.status in CANCELLABLE,
         "can_replay": live and job.status in REPLAYABLE,
+        "can_delete": live and job.status is JobState.DEAD,
     }
 
 

@@ -72,9 +72,10 @@ class HistoryDB:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL: readers (the API) never block the sink's writes; NORMAL sync is durable at every checkpoint
     # and safe against corruption; busy_timeout lets a second writer (another sink) wait instead of failing.
+    # busy_timeout first: switching to WAL takes a lock, and a second process connecting at that moment must wait.
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

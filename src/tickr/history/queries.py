@@ -1,8 +1,9 @@
 """Reading the history tables: job listings with filters and keyset paging, a job by id, its runs, a schedule's.
 
 Every listing is newest first in a stable order (``created_at DESC, id DESC`` for jobs, ``lease DESC`` (run order) for
-runs) and pages by keyset: the opaque cursor encodes the last row's sort key, so a page costs one index range
-scan however deep it is, and rows written meanwhile never shift a page. Database errors leave this module as
+runs; the job listing also oldest first, ``order="asc"``) and pages by keyset: the opaque cursor encodes the last
+row's sort key (and the listing's order), so a page costs one index range scan however deep it is, and rows
+written meanwhile never shift a page. Database errors leave this module as
 ``HistoryUnavailable`` only (the API answers 503, the CLI exits 1).
 """
 
@@ -39,6 +40,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 REDIS_CURSOR = re.compile(r"[0-9]{1,18}")  # the cursor of a schedule's Redis run history: a fire time
 _JOB_CURSOR = "j"
+_JOB_CURSOR_ASC = "ja"  # a job listing oldest first
+ORDERS = ("desc", "asc")
 _RUN_CURSOR = "r"
 
 
@@ -72,6 +75,7 @@ class JobFilter:
     since_ms: int | None = None
     until_ms: int | None = None
     error_contains: str | None = None
+    priority: Priority | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +122,16 @@ def encode_cursor(*key: int | str) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(list(key))).rstrip(b"=").decode()
 
 
-def job_cursor(created_at: int, job_id: str) -> str:
-    """The cursor that continues a job listing after the job with this sort key (strictly older)."""
-    return encode_cursor(_JOB_CURSOR, created_at, job_id)
+def job_cursor(created_at: int, job_id: str, order: str = "desc") -> str:
+    """The cursor that continues a job listing after the job with this sort key (strictly older; with
+    ``order="asc"`` strictly newer)."""
+    return encode_cursor(_JOB_CURSOR_ASC if order == "asc" else _JOB_CURSOR, created_at, job_id)
+
+
+def _order(order: str) -> str:
+    if order not in ORDERS:
+        raise ValidationError(f"unknown order {order!r}", {"order": "desc (newest first) or asc (oldest first)"})
+    return order
 
 
 def _decode(cursor: str, kind: str, types: tuple[type, ...]) -> list[Any]:
@@ -273,23 +284,33 @@ class HistoryQueries:
         since_ms: int | None = None,
         until_ms: int | None = None,
         error_contains: str | None = None,
+        priority: Priority | str | None = None,
+        order: str = "desc",
         limit: int = 50,
         cursor: str | None = None,
     ) -> HistoryJobPage:
-        """Jobs newest first (``created_at DESC, id DESC``); ``error_contains`` matches error type or message,
-        case-insensitively; ``since_ms`` <= created_at < ``until_ms``. ``next_cursor`` is None at the end."""
+        """Jobs newest first (``created_at DESC, id DESC``), or oldest first with ``order="asc"``;
+        ``error_contains`` matches error type or message, case-insensitively; ``since_ms`` <= created_at <
+        ``until_ms``. ``next_cursor`` is None at the end; a cursor only continues a listing in its own order."""
         try:
             state = JobState(status) if status is not None else None
         except ValueError:
             raise ValidationError(f"unknown status {status!r}", {"status": "not a job status"}) from None
+        try:
+            rank = Priority(priority) if priority is not None else None
+        except ValueError:
+            raise ValidationError(
+                f"unknown priority {priority!r}", {"priority": "critical, high, default or low"}
+            ) from None
         where = self._filters(
-            JobFilter(queue, state, type, schedule_id, worker, since_ms, until_ms, error_contains or None)
+            JobFilter(queue, state, type, schedule_id, worker, since_ms, until_ms, error_contains or None, rank)
         )
+        order = _order(order)
         async with self.db.engine.connect() as conn:
-            rows = list((await conn.execute(self.job_query(where, _limit(limit), cursor))).all())
+            rows = list((await conn.execute(self.job_query(where, _limit(limit), cursor, order))).all())
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = job_cursor(rows[-1].created_at or 0, rows[-1].id) if more else None
+        next_cursor = job_cursor(rows[-1].created_at or 0, rows[-1].id, order) if more else None
         return HistoryJobPage([job_from_row(row) for row in rows], next_cursor)
 
     @history_boundary
@@ -354,6 +375,7 @@ class HistoryQueries:
             (jobs.c.type, f.type),
             (jobs.c.schedule_id, f.schedule_id),
             (jobs.c.worker, f.worker),
+            (jobs.c.priority, f.priority.value if f.priority is not None else None),
         ):
             if value is not None:
                 where.append(column == value)
@@ -369,23 +391,41 @@ class HistoryQueries:
         return where
 
     @staticmethod
-    def job_query(where: Sequence[ColumnElement[bool]], limit: int, cursor: str | None) -> Select[Any]:
+    def job_query(
+        where: Sequence[ColumnElement[bool]], limit: int, cursor: str | None, order: str = "desc"
+    ) -> Select[Any]:
         """``limit + 1`` rows after ``cursor`` in listing order (the extra row says whether a next page exists).
 
-        The keyset condition is a row comparison, ``(created_at, id) < (:c, :i)``: with a filter's index
-        ``(column, created_at, id)`` it is one index range scan, read backwards, stopping after the page.
+        The keyset condition is a row comparison, ``(created_at, id) < (:c, :i)`` (``>`` oldest first): with a
+        filter's index ``(column, created_at, id)`` it is one index range scan, read backwards (forwards),
+        stopping after the page. A cursor of the other order is refused (``ValidationError`` naming ``cursor``).
         """
+        ascending = order == "asc"
         if cursor is not None:
-            created_at, job_id = _decode(cursor, _JOB_CURSOR, (int, str))
-            where = [*where, tuple_(jobs.c.created_at, jobs.c.id) < tuple_(created_at, job_id)]
-        return select(jobs).where(*where).order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+            kind, other = (_JOB_CURSOR_ASC, _JOB_CURSOR) if ascending else (_JOB_CURSOR, _JOB_CURSOR_ASC)
+            try:
+                created_at, job_id = _decode(cursor, kind, (int, str))
+            except ValidationError:
+                _decode(cursor, other, (int, str))  # not a job cursor at all: that error
+                mine, theirs = ("asc", "desc") if ascending else ("desc", "asc")
+                raise ValidationError(
+                    "cursor of another order", {"cursor": f"a cursor of order={theirs}, not {mine}: start again"}
+                ) from None
+            key, after = tuple_(jobs.c.created_at, jobs.c.id), tuple_(created_at, job_id)
+            where = [*where, key > after if ascending else key < after]
+        by = (jobs.c.created_at, jobs.c.id)
+        return select(jobs).where(*where).order_by(*(c.asc() if ascending else c.desc() for c in by)).limit(limit + 1)
 
     @classmethod
-    def list_query(cls, *, limit: int = 50, cursor: str | None = None, **filters: Any) -> Select[Any]:
+    def list_query(
+        cls, *, limit: int = 50, cursor: str | None = None, order: str = "desc", **filters: Any
+    ) -> Select[Any]:
         """The statement ``list_jobs`` runs for these filters (``JobFilter`` fields): for ``EXPLAIN``."""
         if filters.get("status") is not None:
             filters["status"] = JobState(filters["status"])
-        return cls.job_query(cls._filters(JobFilter(**filters)), limit, cursor)
+        if filters.get("priority") is not None:
+            filters["priority"] = Priority(filters["priority"])
+        return cls.job_query(cls._filters(JobFilter(**filters)), limit, cursor, _order(order))
 
 
 async def recurring_runs(

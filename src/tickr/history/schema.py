@@ -49,6 +49,7 @@ jobs = Table(
     Index(None, "queue", "created_at", "id"),
     Index(None, "status", "created_at", "id"),
     Index(None, "type", "created_at", "id"),
+    Index(None, "priority", "created_at", "id"),
     Index(None, "schedule_id", "created_at", "id"),
     Index(None, "worker", "created_at", "id"),
     Index(None, "updated_at"),  # retention

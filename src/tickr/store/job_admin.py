@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from tickr.core.errors import InvalidState, JobNotFound, ValidationError
-from tickr.core.job import PRIORITIES, Job, JobState
+from tickr.core.job import PRIORITIES, Job, JobState, Priority
 from tickr.store import codec
 from tickr.store.boundary import store_boundary
 from tickr.store.keys import QueueKeys
@@ -225,19 +225,24 @@ class JobAdmin:
         queue: str | None = None,
         status: JobState | str | None = None,
         job_type: str | None = None,
+        priority: Priority | str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> JobPage:
-        """A page of jobs, filtered by queue, status and type, newest first within each structure.
+        """A page of jobs, filtered by queue, status, type and priority, newest first within each structure.
+
+        A priority filter skips the ready lists of the other priorities and checks each job's hash elsewhere.
 
         Queues are walked in name order; within a queue: active, ready lists (critical first),
         scheduled, dead, done. Each call reads O(limit) ids (at most ``SCAN_BUDGET_PAGES`` pages'
         worth when filters drop jobs, so a page may come back short with a cursor to go on).
         """
         state = JobState(status) if status is not None else None
+        rank = Priority(priority).value if priority is not None else None
         limit = max(1, min(limit, MAX_PAGE))
         names = [queue] if queue else await self.queues()
-        sources = [_Source(q, kind, self.store.keys(q)) for q in sorted(names) for kind in STATUS_KINDS[state]]
+        kinds = [k for k in STATUS_KINDS[state] if rank is None or not k.startswith("ready:") or k == f"ready:{rank}"]
+        sources = [_Source(q, kind, self.store.keys(q)) for q in sorted(names) for kind in kinds]
         start, pos = 0, None
         if cursor:
             order, resume_pos = decode_cursor(cursor)
@@ -246,7 +251,7 @@ class JobAdmin:
                 pos = resume_pos
         sources = await self._non_empty(sources[start:], keep_first=pos is not None)
         # When the structure alone decides the state, every id read is a hit: no need to read ahead.
-        exact = job_type is None and state not in SHARED_STATES
+        exact = job_type is None and state not in SHARED_STATES and (rank is None or state is JobState.QUEUED)
         jobs: list[Job] = []
         budget = limit * SCAN_BUDGET_PAGES
         for index, src in enumerate(sources):
@@ -258,7 +263,7 @@ class JobAdmin:
                 room = limit - len(jobs)
                 rows, exhausted = await self._fetch(src, pos, min(room if exact else max(room, MIN_FETCH), budget))
                 budget -= len(rows)
-                found = await self._matching(src.queue, [job_id for job_id, _ in rows], state, job_type, exact)
+                found = await self._matching(src.queue, [job_id for job_id, _ in rows], state, job_type, rank, exact)
                 for i, ((_, row_pos), job) in enumerate(zip(rows, found, strict=True)):
                     pos = row_pos
                     if job is not None:
@@ -269,25 +274,31 @@ class JobAdmin:
         return JobPage(jobs, None)
 
     async def _matching(
-        self, queue: str, ids: list[str], state: JobState | None, job_type: str | None, exact: bool
+        self, queue: str, ids: list[str], state: JobState | None, job_type: str | None, rank: str | None, exact: bool
     ) -> list[Job | None]:
         """The jobs ``ids`` that pass the filters (None in place of the others), reading full hashes
-        only for those whose status and type match."""
+        only for those whose status, type and priority match."""
         wanted = ids
         if not exact and ids:
             pipe = self.redis.pipeline(transaction=False)
             for job_id in ids:
-                pipe.hmget(self.store.keys(queue).job(job_id), "status", "type")
+                pipe.hmget(self.store.keys(queue).job(job_id), "status", "type", "priority")
             heads = await pipe.execute()
             wanted = [
                 job_id
-                for job_id, (status, kind) in zip(ids, heads, strict=True)
-                if status is not None and state in (None, status) and job_type in (None, kind)
+                for job_id, (status, kind, prio) in zip(ids, heads, strict=True)
+                if status is not None
+                and state in (None, status)
+                and job_type in (None, kind)
+                and rank in (None, prio or "default")
             ]
         loaded = dict(zip(wanted, await self.get_jobs([(queue, job_id) for job_id in wanted]), strict=True))
         return [
             job
-            if (job := loaded.get(job_id)) is not None and state in (None, job.status) and job_type in (None, job.type)
+            if (job := loaded.get(job_id)) is not None
+            and state in (None, job.status)
+            and job_type in (None, job.type)
+            and rank in (None, job.priority.value)
             else None
             for job_id in ids
         ]

@@ -31,7 +31,7 @@ from tickr.api.submission import (
 )
 from tickr.api.views import AnyJobOut, BatchOut, JobListOut, JobOut, RecurringJobOut, problem_responses
 from tickr.core.errors import ConfigError, JobNotFound
-from tickr.core.job import JobState
+from tickr.core.job import JobState, Priority
 from tickr.core.schedule import Schedule
 from tickr.history.queries import HistoryQueries, parse_time
 from tickr.scheduler.manager import Schedules
@@ -64,6 +64,11 @@ class JobKind(StrEnum):
 class Source(StrEnum):
     LIVE = "live"
     HISTORY = "history"
+
+
+class Order(StrEnum):
+    DESC = "desc"
+    ASC = "asc"
 
 
 TimeFilter = Annotated[
@@ -152,6 +157,7 @@ async def list_jobs(
     queue: Annotated[str | None, Query(pattern=QUEUE_PATTERN)] = None,
     status: JobState | None = None,
     type: Annotated[str | None, Query(pattern=TYPE_PATTERN)] = None,
+    priority: Priority | None = None,
     kind: Annotated[JobKind, Query(description="`recurring` lists recurring jobs instead")] = JobKind.ONE_OFF,
     source: Annotated[
         Source | None,
@@ -172,10 +178,14 @@ async def list_jobs(
         str | None,
         Query(min_length=1, max_length=256, description="text in the error type or message (any case); history only"),
     ] = None,
+    order: Annotated[
+        Order | None,
+        Query(description="`desc` (newest first, the default) or `asc` (oldest first); history only"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=4096, description="`next_cursor` of the previous page")] = None,
 ) -> JobListOut:
-    """Jobs by queue, status and type; cursor paging.
+    """Jobs by queue, status, type and priority; cursor paging.
 
     ``source=live`` (Redis): queues in name order; within a queue: active (latest lease deadline first),
     queued (critical first, most recently enqueued first), scheduled (latest due first), dead and finished
@@ -183,14 +193,23 @@ async def list_jobs(
     ``next_cursor`` until it is null.
 
     ``source=history`` (SQL): every job recorded, those that left Redis included (a few seconds behind
-    Redis), newest first by creation time then id, with the filters ``schedule_id``, ``worker``, ``since``
-    (inclusive), ``until`` (exclusive) and ``error`` besides queue, status and type. Giving any of those
-    selects it by default. Full pages until the last; 503 when the history database is unavailable.
+    Redis), newest first by creation time then id (``order=asc``: oldest first), with the filters
+    ``schedule_id``, ``worker``, ``since`` (inclusive), ``until`` (exclusive) and ``error`` besides queue,
+    status, type and priority. Giving any of those (or ``order``) selects it by default. A cursor continues
+    only a listing of its own order (422 else). Full pages until the last; 503 when the history database is
+    unavailable.
 
     ``kind=recurring``: the recurring jobs that are not deleted, oldest first, filtered on their
-    template's queue and type (``status`` does not apply). ``GET /api/v1/schedules`` lists them too.
+    template's queue and type (``status`` and ``priority`` do not apply). ``GET /api/v1/schedules`` lists them too.
     """
-    history_only = {"schedule_id": schedule_id, "worker": worker, "since": since, "until": until, "error": error}
+    history_only = {
+        "schedule_id": schedule_id,
+        "worker": worker,
+        "since": since,
+        "until": until,
+        "error": error,
+        "order": order,
+    }
     given = [name for name, value in history_only.items() if value is not None]
     if source is None:
         source = Source.HISTORY if given else Source.LIVE
@@ -202,6 +221,8 @@ async def list_jobs(
         if errors:
             raise invalid("listing", errors)
     if kind is JobKind.RECURRING:
+        if priority is not None:
+            raise invalid("listing", {"priority": "not with kind=recurring"})
         return await _list_recurring(schedules, queue, status, type, limit, cursor)
     if source is Source.HISTORY:
         now = now_ms()
@@ -214,11 +235,15 @@ async def list_jobs(
             since_ms=None if since is None else parse_time(since, "since", now),
             until_ms=None if until is None else parse_time(until, "until", now),
             error_contains=error,
+            priority=priority,
+            order=(order or Order.DESC).value,
             limit=limit,
             cursor=cursor,
         )
         return JobListOut(jobs=[JobOut.of(job) for job in found.jobs], next_cursor=found.next_cursor)
-    page = await inspector.list_jobs(queue=queue, status=status, job_type=type, limit=limit, cursor=cursor)
+    page = await inspector.list_jobs(
+        queue=queue, status=status, job_type=type, priority=priority, limit=limit, cursor=cursor
+    )
     return JobListOut(jobs=[JobOut.of(job) for job in page.jobs], next_cursor=page.next_cursor)
 
 

@@ -54,6 +54,7 @@ def upgrade() -> None:
         ("ix_jobs_queue_created_at_id", ["queue", "created_at", "id"]),
         ("ix_jobs_status_created_at_id", ["status", "created_at", "id"]),
         ("ix_jobs_type_created_at_id", ["type", "created_at", "id"]),
+        ("ix_jobs_priority_created_at_id", ["priority", "created_at", "id"]),
         ("ix_jobs_schedule_id_created_at_id", ["schedule_id", "created_at", "id"]),
         ("ix_jobs_worker_created_at_id", ["worker", "created_at", "id"]),
         ("ix_jobs_updated_at", ["updated_at"]),
