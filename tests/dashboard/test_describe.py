@@ -1,4 +1,4 @@
-"""Cron expressions in words: the common shapes are described, the rest left to the expression."""
+"""Cron expressions in words (cron-descriptor), seconds field, aliases and tickr's fixed intervals included."""
 
 from __future__ import annotations
 
@@ -10,17 +10,20 @@ from tickr.dashboard.describe import in_words
 @pytest.mark.parametrize(
     ("expression", "words"),
     [
-        ("0 9 * * 1-5", "at 09:00 on weekdays"),
-        ("*/5 * * * *", "every 5 minutes"),
-        ("@daily", "at 00:00 every day"),
-        ("every: 1h30m", "every 1h 30min"),
-        ("0 0 1 * *", "at 00:00 on day 1 of every month"),
-        ("*/10 * * * * *", "every 10 seconds"),
-        ("0 */2 * * *", "every 2 hours at minute 0"),
-        ("30 8 1 1 *", "at 08:30 on Jan 1"),
-        ("0 12 * * SUN,WED", "at 12:00 on Sunday, Wednesday"),
-        ("15 * * * *", "at minute 15 of every hour"),
-        ("0 0 0 1 * MON", ""),  # day-of-month OR day-of-week: left to the expression
+        ("0 9 * * 1-5", "At 09:00, Monday through Friday"),
+        ("*/5 * * * *", "Every 5 minutes"),
+        ("@daily", "At 00:00"),
+        ("every: 1h30m", "Every 1h 30min"),
+        ("0 0 1 * *", "At 00:00, on day 1 of the month"),
+        ("*/10 * * * * *", "Every 10 seconds"),
+        ("30 8 1 1 *", "At 08:30, on day 1 of the month, only in January"),
+        ("0 12 * * SUN,WED", "At 12:00, only on Sunday and Wednesday"),
+        ("15 * * * *", "At 15 minutes past the hour"),
+        ("0 0 0 1 * MON", "At 00:00, on day 1 of the month, or on Monday"),  # day of month OR day of week
+        (
+            "31 10-15 1 * * MON-FRI",
+            "At 31 seconds past the minute, minutes 10 through 15 past the hour, at 01:00, Monday through Friday",
+        ),
         ("not cron", ""),
     ],
 )

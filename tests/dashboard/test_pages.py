@@ -260,7 +260,7 @@ async def test_schedules_page_lists_next_fires_and_pauses(client: httpx.AsyncCli
         row = re.search(rf'<tr id="s-{schedule_id}"(.*?)</tr>', page.text, re.S)
         assert row, page.text[-3000:]
         assert "0 9 * * 1-5" in row.group(1)
-        assert "at 09:00 on weekdays" in row.group(1)
+        assert "At 09:00, Monday through Friday" in row.group(1)
         assert row.group(1).count("<time datetime=") >= 5
         assert f"/dashboard/jobs?schedule={schedule_id}" in row.group(1)
         here = "/dashboard/schedules"
