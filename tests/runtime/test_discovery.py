@@ -68,6 +68,8 @@ def test_banner_says_where_everything_is_and_hides_passwords() -> None:
     settings = Settings(redis_url="redis://user:secret@db:6379/0", api_port=8081, queues="a,b", concurrency=5)
     text = banner(settings, App(settings=settings), [], processes=1, serve_api=True, embedded=False)
     assert "API      http://127.0.0.1:8081  (docs http://127.0.0.1:8081/docs)" in text
+    assert "UI       http://127.0.0.1:8081/dashboard" in text
+    assert "history  SQLite" in text and "history.db" in text
     assert "redis://***@db:6379/0  (TICKR_REDIS_URL)" in text and "secret" not in text
     assert "apps     built-ins only" in text and "built-ins: " in text and "noop" in text
     assert "workers  1 process x 5 concurrent jobs on a, b" in text and "Ctrl+C" in text

@@ -26,6 +26,7 @@ from tickr.app import App
 from tickr.config import Settings, discover_redis_url, embedded_url_file
 from tickr.core.errors import ConfigError
 from tickr.handlers import BUILTIN_HANDLERS
+from tickr.history.database import SQLITE_FILE
 from tickr.metrics.exposition import child_env, fresh_multiproc_dir
 from tickr.procutil import die_with_parent
 from tickr.runtime.embedded import EmbeddedValkey
@@ -134,7 +135,8 @@ def _redact(url: str) -> str:
 def banner(
     settings: Settings, app: App, specs: Sequence[str], *, processes: int, serve_api: bool, embedded: bool
 ) -> str:
-    """What ``tickr up`` prints once it runs: where the API, the docs and Redis are, what it runs, how to stop."""
+    """What ``tickr up`` prints once it runs: where the API, the docs, the dashboard, Redis and the history are,
+    what it runs, how to stop."""
     base = f"http://{settings.api_host}:{settings.api_port}"
     api = f"{base}  (docs {base}/docs)" if serve_api else "off (TICKR_API_PORT=0)"
     where = f"embedded Valkey, data in {settings.data_dir}" if embedded else "TICKR_REDIS_URL"
@@ -144,10 +146,17 @@ def banner(
     if builtins:
         tasks.append("built-ins: " + ", ".join(builtins))
     workers = f"{processes} process{'es' if processes > 1 else ''} x {settings.concurrency} concurrent jobs"
+    history = "off (TICKR_HISTORY=false)"
+    if settings.history:
+        history = "TICKR_DATABASE_URL" if settings.database_url else f"SQLite {settings.data_dir / SQLITE_FILE}"
     lines = [
         "tickr up",
         f"  API      {api}",
+        *([f"  UI       {base}/dashboard  (metrics {base}/metrics)"] if serve_api else []),
         f"  Redis    {_redact(settings.redis_url or '')}  ({where})",
+        f"  history  {history}  (sink process at nice {settings.history_nice})"
+        if settings.history
+        else f"  history  {history}",
         f"  apps     {', '.join(specs) or 'built-ins only'}",
         f"  tasks    {'; '.join(tasks) or 'none'}",
         f"  workers  {workers} on {', '.join(settings.queue_list())}",
