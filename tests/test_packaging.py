@@ -1,10 +1,12 @@
-"""The wheel a user installs with ``pip install .`` holds the Lua scripts and the typing marker."""
+"""The wheel a user installs with ``pip install .`` holds the Lua scripts, the migrations, the dashboard's
+templates and assets, and the typing marker (one build checks them all)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import zipfile
+from importlib import resources
 from pathlib import Path
 
 import tickr
@@ -13,7 +15,7 @@ from tickr.store.scripts import SCRIPT_NAMES
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_wheel_contains_lua_scripts_and_py_typed(tmp_path: Path) -> None:
+def test_wheel_contains_scripts_migrations_dashboard_assets_and_py_typed(tmp_path: Path) -> None:
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(ROOT)],
         capture_output=True,
@@ -28,6 +30,12 @@ def test_wheel_contains_lua_scripts_and_py_typed(tmp_path: Path) -> None:
     migrations = "tickr/history/migrations/"
     assert {migrations + "env.py", migrations + "script.py.mako", migrations + "versions/0001_initial.py"} <= names
     assert "tickr/py.typed" in names
+    dashboard = resources.files("tickr.dashboard")
+    templates = {f"tickr/dashboard/templates/{t.name}" for t in dashboard.joinpath("templates").iterdir()}
+    static = {f"tickr/dashboard/static/{a.name}" for a in dashboard.joinpath("static").iterdir()}
+    assert "tickr/dashboard/templates/base.html" in templates
+    assert {"tickr/dashboard/static/dashboard.css", "tickr/dashboard/static/dashboard.js"} <= static
+    assert templates | static <= names, "the dashboard's templates and assets ship (pip install . alone, no Node)"
 
 
 def test_public_api_is_exported() -> None:

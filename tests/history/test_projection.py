@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
+from tickr.core.events import StreamEvent, entry_seq
 from tickr.core.job import Job, JobError, JobState, Priority
-from tickr.history.events import StreamEvent, entry_seq
 from tickr.history.projection import Projection, project
 
 Q = "q1"

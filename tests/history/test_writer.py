@@ -8,9 +8,9 @@ import orjson
 from sqlalchemy import select, text
 
 from tests.history.test_projection import T0, Q, err, ev, record
+from tickr.core.events import StreamEvent
 from tickr.core.job import JobError, JobState
 from tickr.history.database import HistoryDB
-from tickr.history.events import StreamEvent
 from tickr.history.projection import project
 from tickr.history.schema import job_runs, jobs, schedules
 from tickr.history.writer import write

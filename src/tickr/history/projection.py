@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 from sqlalchemy import String, Table
 
+from tickr.core.events import StreamEvent
 from tickr.core.job import Job
-from tickr.history.events import StreamEvent
 from tickr.history.schema import job_runs, jobs, schedules
 
 Row = dict[str, Any]
