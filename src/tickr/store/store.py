@@ -281,9 +281,13 @@ class RedisStore:
         reply = await self.scripts.dequeue(self.keys(queue), worker_id, args, self._fast)
         self.clock.observe(int(reply[0]), sent, self.clock.local_ms())
         jobs = []
-        for i in range(3, len(reply), 2):
+        now = str(reply[0])
+        for i in range(3, len(reply), 4):
             fields = codec.pairs_to_dict(reply[i + 1])
-            jobs.append(LeasedJob(job=codec.job_from_hash(reply[i], queue, fields), token=fields["token"]))
+            token = str(reply[i + 2])
+            # The hash as it was read, with what the lease wrote laid over it (the script sends no copy).
+            fields.update(status="active", attempt=str(reply[i + 3]), started_at=now, worker=worker_id, token=token)
+            jobs.append(LeasedJob(job=codec.job_from_hash(reply[i], queue, fields), token=token))
         next_due = int(reply[1])
         return Dequeued(
             jobs=jobs,

@@ -12,41 +12,55 @@
   ARGV[5] events stream max length
   ARGV[6..] id, token, result JSON ("" for none) triples
   Returns: one 1 (acked) or 0 (stale lease, refused) per job
+
+  Cost per job: HMGET, HSET and PEXPIRE; the lease checks against `active` are one ZMSCORE and one ZREM
+  for the whole batch. The lease token stays in the hash: with the id gone from `active` it fences
+  nothing any more (include/lease.lua checks both), and deleting it would cost a call per job.
 ]]
 --- @include "common"
 --- @include "events"
 
 local now = clock_ms(ARGV[2])
 local retention = tonumber(ARGV[3])
-local replies, acked, stale, done = {}, 0, 0, {}
-local acked_ids, attempts, started, leases, worker = {}, {}, {}, {}, nil -- for the `succeeded` event
+local replies, acked, stale = {}, 0, 0
+local acked_ids, attempts, started, leases, done, worker = {}, {}, {}, {}, {}, nil -- for the event and done
+
+-- The lease check of include/lease.lua (token matches, id in active) for the whole batch: the tokens by
+-- one HMGET per job (which also reads what the run's history event needs), `active` by one ZMSCORE.
+local held, ids, job_keys = {}, {}, {}
 for i = 6, #ARGV, 3 do
-  local id, token, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local job_key = ARGV[1] .. id
-  -- The lease check of include/lease.lua (token matches, id in active), with ZREM's reply
-  -- standing in for ZSCORE: a lease that is held is removed at once, one that is not is untouched.
-  -- The same HMGET reads what the history event of the run needs.
-  local held = redis.call('HMGET', job_key, 'token', 'attempt', 'started_at', 'worker')
-  if held[1] == token and redis.call('ZREM', KEYS[1], id) == 1 then
+  local n = #ids + 1
+  ids[n], job_keys[n] = ARGV[i], ARGV[1] .. ARGV[i]
+  held[n] = redis.call('HMGET', job_keys[n], 'token', 'attempt', 'started_at', 'worker')
+end
+local scores = #ids > 0 and redis.call('ZMSCORE', KEYS[1], unpack(ids)) or {}
+local seen = {} -- an id listed twice is acked once, as ZREM one by one would have it
+for n, id in ipairs(ids) do
+  local token, result = ARGV[3 * n + 4], ARGV[3 * n + 5]
+  local h = held[n]
+  if h[1] == token and scores[n] and not seen[id] then
+    seen[id] = true
+    local job_key = job_keys[n]
     if result ~= '' then
       redis.call('HSET', job_key, 'status', 'succeeded', 'finished_at', now, 'result', result)
     else
       redis.call('HSET', job_key, 'status', 'succeeded', 'finished_at', now)
     end
-    redis.call('HDEL', job_key, 'token')
     redis.call('PEXPIRE', job_key, retention)
-    done[#done + 1] = now
-    done[#done + 1] = id
     acked = acked + 1
-    acked_ids[acked], attempts[acked], started[acked], leases[acked] = id, held[2] or '0', held[3] or '', token
-    worker = worker or held[4]
-    replies[#replies + 1] = 1
+    done[2 * acked - 1], done[2 * acked] = now, id
+    acked_ids[acked], attempts[acked], started[acked], leases[acked] = id, h[2] or '0', h[3] or '', token
+    worker = worker or h[4]
+    replies[n] = 1
   else
     stale = stale + 1
-    replies[#replies + 1] = 0
+    replies[n] = 0
   end
 end
--- One ZADD per 200 finished ids (unpack has a stack limit).
+-- One ZREM and one ZADD per 200 finished ids (unpack has a stack limit).
+for i = 1, acked, 200 do
+  redis.call('ZREM', KEYS[1], unpack(acked_ids, i, math.min(i + 199, acked)))
+end
 for i = 1, #done, 400 do
   redis.call('ZADD', KEYS[2], unpack(done, i, math.min(i + 399, #done)))
 end
