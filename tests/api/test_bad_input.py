@@ -24,7 +24,7 @@ from tickr.config import Settings
 from tickr.core.errors import ValidationError
 from tickr.core.factory import MAX_DEPTH, new_job, payload_problem
 from tickr.store import codec
-from tickr.store.store import RedisStore
+from tickr.store.store import ENQUEUE_CHUNK, RedisStore
 
 JOBS = "/api/v1/jobs"
 JSON = {"content-type": "application/json"}
@@ -219,21 +219,24 @@ async def test_the_store_encodes_a_whole_batch_before_writing(store: RedisStore,
 async def test_a_store_error_mid_batch_is_503_listing_what_was_created(
     client: httpx.AsyncClient, store: RedisStore, queue: str
 ) -> None:
-    """A real error reply halfway through (job 10's idempotency key holds a hash: WRONGTYPE before it writes)."""
+    """A real error reply halfway through: the second script call's job holds an idempotency key that is a hash
+    (WRONGTYPE). Each call checks all its jobs before writing any, so its chunk is not created, the first is."""
     await store.redis.hset(store.keys(queue).idem("poisoned"), "x", "1")
-    jobs: list[dict[str, Any]] = [{"type": "noop", "queue": queue, "payload": {"i": i}} for i in range(21)]
-    jobs[10]["idempotencyKey"] = "poisoned"
+    total, poisoned = ENQUEUE_CHUNK + 21, ENQUEUE_CHUNK + 10
+    jobs: list[dict[str, Any]] = [{"type": "noop", "queue": queue, "payload": {"i": i}} for i in range(total)]
+    jobs[poisoned]["idempotencyKey"] = "poisoned"
     r = await client.post(f"{JOBS}/batch", json={"jobs": jobs})
     assert r.status_code == 503, r.text
     assert r.headers["retry-after"] == "5"
     problem = r.json()
     assert problem["type"] == "urn:tickr:problem:batch-interrupted"
-    assert "20 of 21 jobs were created" in problem["detail"]
-    assert [c["index"] for c in problem["created"]] == [i for i in range(21) if i != 10]
-    assert (problem["not_created"], problem["unknown"]) == ([10], [])
-    for created in problem["created"]:
+    assert f"{ENQUEUE_CHUNK} of {total} jobs were created" in problem["detail"]
+    assert [c["index"] for c in problem["created"]] == list(range(ENQUEUE_CHUNK))
+    assert (problem["not_created"], problem["unknown"]) == (list(range(ENQUEUE_CHUNK, total)), [])
+    for created in problem["created"][:: ENQUEUE_CHUNK // 10]:
         got = (await client.get(f"{JOBS}/{created['id']}", params={"queue": queue})).json()
         assert got["payload"] == {"i": created["index"]}
+    assert await store.redis.llen(store.keys(queue).ready("default")) == ENQUEUE_CHUNK  # each one runnable
 
 
 # -- a real connection loss mid-batch ---------------------------------------------------------------------------

@@ -38,8 +38,6 @@ async def test_wrapper_passes_exactly_the_declared_keys(name: str) -> None:
     method = getattr(scripts, name)
     if name in ("cancel", "replay", "update"):
         await method(k, "id1", [])
-    elif name == "enqueue":
-        await method(k, "id1", "default", "idem", [])
     elif name == "dequeue":
         await method(k, "worker-1", [])
     else:

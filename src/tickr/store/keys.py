@@ -40,6 +40,11 @@ class QueueKeys:
         return self.base + "idem:" + key
 
     @property
+    def idem_prefix(self) -> str:
+        """Prefix of the idempotency keys (``<prefix><key>``; the enqueue script builds them)."""
+        return self.base + "idem:"
+
+    @property
     def scheduled(self) -> str:
         return self.base + "scheduled"
 
@@ -70,6 +75,11 @@ class QueueKeys:
     @property
     def paused(self) -> str:
         return self.base + "paused"
+
+    @property
+    def beats(self) -> str:
+        """Zset: worker id -> server ms of its last heartbeat, for the workers serving this queue (liveness)."""
+        return self.base + "beats"
 
     def worker_types(self, worker_id: str) -> str:
         """Set: the task types worker ``worker_id`` runs (expires with its heartbeats)."""

@@ -25,6 +25,7 @@ SCRIPT_NAMES = (
     "ack",
     "fail",
     "reap",
+    "release_lapsed",
     "release",
     "cancel",
     "replay",
@@ -72,21 +73,16 @@ class Scripts:
     async def _run(self, name: str, keys: list[str], args: list[Any], client: Client | None) -> Any:
         return await self._registered[name](keys=keys, args=args, client=client or self._redis)
 
-    async def enqueue(
-        self,
-        k: QueueKeys,
-        job_id: str,
-        priority: str,
-        idem_key: str | None,
-        args: list[Any],
-        client: Client | None = None,
-    ) -> Any:
-        return await self._run("enqueue", self.enqueue_keys(k, job_id, priority, idem_key), args, client)
+    async def enqueue(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
+        return await self._run("enqueue", self.enqueue_keys(k), args, client)
 
     @staticmethod
-    def enqueue_keys(k: QueueKeys, job_id: str, priority: str, idem_key: str | None) -> list[str]:
-        idem = k.idem(idem_key) if idem_key is not None else k.stats
-        return [k.job(job_id), k.ready(priority), k.scheduled, k.marker, k.events, k.stats, idem]
+    def enqueue_keys(k: QueueKeys) -> list[str]:
+        return [*k.ready_all, k.scheduled, k.marker, k.events, k.stats]
+
+    def sha(self, name: str) -> str:
+        """The SHA1 of script ``name`` (for callers that stream EVALSHAs themselves)."""
+        return str(self._registered[name].sha)
 
     async def promote(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
         return await self._run("promote", [*k.ready_all, k.scheduled, k.marker], args, client)
@@ -112,6 +108,10 @@ class Scripts:
     async def reap(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
         keys = [k.active, *k.ready_all, k.dead, k.done, k.marker, k.events, k.stats]
         return await self._run("reap", keys, args, client)
+
+    async def release_lapsed(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
+        keys = [k.active, *k.ready_all, k.dead, k.done, k.marker, k.events, k.stats, k.beats]
+        return await self._run("release_lapsed", keys, args, client)
 
     async def release(self, k: QueueKeys, args: list[Any], client: Client | None = None) -> Any:
         keys = [k.active, *k.ready_all, k.done, k.marker, k.events, k.stats]

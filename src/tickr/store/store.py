@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from tickr.config import Settings, default
 from tickr.core.errors import IdempotencyConflict
-from tickr.core.job import Job, JobError
+from tickr.core.job import PRIORITIES, Job, JobError, Priority
 from tickr.store import codec
 from tickr.store.boundary import store_boundary
 from tickr.store.clock import ServerClock
@@ -37,6 +37,9 @@ from tickr.store.replies import EnqueueCode, FailCode
 from tickr.store.schedule_store import ScheduleStore
 from tickr.store.scripts import Scripts, lua_source
 from tickr.store.workers import WorkerRegistry
+
+ENQUEUE_CHUNK = 200  # jobs per enqueue script call: a few ms of the server's time, so others are not held up
+_PRIORITY_SLOT: dict[Priority, int] = {p: i + 1 for i, p in enumerate(PRIORITIES)}  # the script's ready KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,17 @@ class ReapResult:
     next_deadline_ms: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class LapsedResult:
+    """What ``release_lapsed`` did: leases of dead workers handled like expired ones, the workers dropped."""
+
+    requeued: int
+    dead: int
+    lost: int
+    workers: int  # lapsed workers removed from the queue's beats
+    next_check_ms: int | None  # when the oldest remaining beat lapses; None: no worker beats on the queue
+
+
 @store_boundary
 class RedisStore:
     """The only door to Redis. ``now`` overrides the Redis clock (tests pass a frozen one)."""
@@ -170,8 +184,14 @@ class RedisStore:
             await self.redis.sadd(queues_registry(self.config.prefix), queue)
             self._registered_queues.add(queue)
 
-    def _enqueue_args(self, job: Job, due_ms: int | None, payload_json: str | None = None) -> list[str | int]:
-        """The script's ARGV for ``job``; ``payload_json``: ``codec.payload_json(job)``, when made already.
+    def _enqueue_head(self, k: QueueKeys) -> list[str | int]:
+        """The enqueue script's ARGV before its jobs."""
+        c = self.config
+        return [k.job_prefix, k.idem_prefix, self.clock_arg(), c.idempotency_ttl_ms, c.events_maxlen]
+
+    @staticmethod
+    def _enqueue_item(job: Job, due_ms: int | None, payload_json: str | None = None) -> list[str | int]:
+        """The enqueue script's ARGV for ``job``; ``payload_json``: ``codec.payload_json(job)``, when made already.
 
         ``codec.payload_json`` is the one step that can refuse a job (``ValidationError``: a field that cannot
         be encoded); once it passed, the rest cannot fail.
@@ -182,15 +202,13 @@ class RedisStore:
         if job.idempotency_key is not None:
             # A schedule's occurrence is named by its key, whatever template a retry carries: never compared.
             request = 1 if job.schedule_id is not None else codec.fingerprint(job)
-        return [
-            job.id,
-            due_ms or 0,
-            self.clock_arg(),
-            self.config.idempotency_ttl_ms,
-            request,
-            self.config.events_maxlen,
-            *codec.job_fields(job, payload_json),
-        ]
+        fields = codec.job_fields(job, payload_json)
+        slot = _PRIORITY_SLOT[job.priority]
+        return [job.id, due_ms or 0, slot, request, job.idempotency_key or "", len(fields), *fields]
+
+    @staticmethod
+    def _enqueue_result(reply: Sequence[Any], at: int) -> EnqueueResult:
+        return EnqueueResult(id=reply[at + 1], created=reply[at] == EnqueueCode.CREATED, status=reply[at + 2] or "")
 
     async def enqueue(self, job: Job, due_ms: int | None = None) -> EnqueueResult:
         """Store ``job``: ready now, or scheduled when ``due_ms`` is in the future.
@@ -198,50 +216,71 @@ class RedisStore:
         ``ValidationError`` (nothing written) for a field that cannot be encoded; ``IdempotencyConflict``
         when its idempotency key names a job made from a different request.
         """
-        args = self._enqueue_args(job, due_ms)
+        item = self._enqueue_item(job, due_ms)
         await self._register_queue(job.queue)
-        reply = await self.scripts.enqueue(
-            self.keys(job.queue), job.id, job.priority, job.idempotency_key, args, self._fast
-        )
+        k = self.keys(job.queue)
+        reply = await self.scripts.enqueue(k, [*self._enqueue_head(k), *item], self._fast)
         if reply[0] == EnqueueCode.CONFLICT:
             raise IdempotencyConflict(job.idempotency_key or "", reply[1])
-        return EnqueueResult(id=reply[1], created=reply[0] == EnqueueCode.CREATED, status=reply[2] or "")
+        return self._enqueue_result(reply, 0)
 
     async def enqueue_many(self, jobs: Sequence[tuple[Job, int | None]]) -> list[EnqueueResult]:
-        """Enqueue a batch in one pass, in order (streamed script calls on one connection, not a transaction).
+        """Enqueue a batch: one script call per queue and ``ENQUEUE_CHUNK`` jobs, streamed on one connection
+        (one round trip for the lot, not a transaction), results in the order given.
 
         Every job is checked and encoded before the first write: a ``ValidationError`` writes nothing, not even
         the queue's registration. ``IdempotencyConflict`` is raised once the rest of the batch is written.
         """
-        encoded = [(self.keys(job.queue), job, due_ms, codec.payload_json(job)) for job, due_ms in jobs]
-        for queue in {job.queue for job, _ in jobs}:
+        items = [self._enqueue_item(job, due_ms) for job, due_ms in jobs]
+        by_queue: dict[str, list[int]] = {}
+        for index, (job, _) in enumerate(jobs):
+            by_queue.setdefault(job.queue, []).append(index)
+        for queue in by_queue:
             await self._register_queue(queue)
+        calls: list[tuple[QueueKeys, list[int], list[str | int]]] = []
+        for queue, indexes in by_queue.items():
+            k = self.keys(queue)
+            for start in range(0, len(indexes), ENQUEUE_CHUNK):
+                chunk = indexes[start : start + ENQUEUE_CHUNK]
+                args = self._enqueue_head(k)
+                for index in chunk:
+                    args += items[index]
+                calls.append((k, chunk, args))
+        replies = await self._run_enqueues(calls)
+        results: list[EnqueueResult | None] = [None] * len(jobs)
+        conflicts: list[int] = []
+        for (_, chunk, _), reply in zip(calls, replies, strict=True):
+            for at, index in enumerate(chunk):
+                if reply[3 * at] == EnqueueCode.CONFLICT:
+                    conflicts.append(index)
+                results[index] = self._enqueue_result(reply, 3 * at)
+        done = [r for r in results if r is not None]
+        if conflicts:
+            conflicts.sort()
+            created = [r.id for r in done if r.created]
+            key = jobs[conflicts[0]][0].idempotency_key or ""
+            raise IdempotencyConflict(key, done[conflicts[0]].id, indexes=conflicts, created=created)
+        return done
+
+    async def _run_enqueues(self, calls: Sequence[tuple[QueueKeys, list[int], list[str | int]]]) -> list[Any]:
+        """Each call's reply, in order: streamed on the lane, else one pipeline."""
         if self.lane is None:
             pipe = self.redis.pipeline(transaction=False)
-            for keys, job, due_ms, payload_json in encoded:
-                args = self._enqueue_args(job, due_ms, payload_json)
-                await self.scripts.enqueue(keys, job.id, job.priority, job.idempotency_key, args, pipe)
-            replies = await pipe.execute()
-        else:
-            replies = await self.lane.stream(self._enqueue_calls(encoded))
-            for reply in replies:
-                if isinstance(reply, Exception):
-                    raise reply
-        conflicts = [i for i, r in enumerate(replies) if r[0] == EnqueueCode.CONFLICT]
-        if conflicts:
-            created = [r[1] for r in replies if r[0] == EnqueueCode.CREATED]
-            key = jobs[conflicts[0]][0].idempotency_key or ""
-            raise IdempotencyConflict(key, replies[conflicts[0]][1], indexes=conflicts, created=created)
-        return [EnqueueResult(id=r[1], created=r[0] == EnqueueCode.CREATED, status=r[2] or "") for r in replies]
+            for k, _, args in calls:
+                await self.scripts.enqueue(k, args, pipe)
+            return list(await pipe.execute())
+        source, sha = lua_source("enqueue"), self.scripts.sha("enqueue")
 
-    async def _enqueue_calls(self, encoded: Sequence[tuple[QueueKeys, Job, int | None, str]]) -> AsyncIterator[Script]:
-        """The EVALSHA of each encoded job's enqueue, made as the lane sends the ones before it (so the two
-        overlap). Nothing here can refuse a job: that was settled before the first write."""
-        calls, source = _Collect(), lua_source("enqueue")
-        for keys, job, due_ms, payload_json in encoded:
-            args = self._enqueue_args(job, due_ms, payload_json)
-            await self.scripts.enqueue(keys, job.id, job.priority, job.idempotency_key, args, cast(Redis, calls))
-            yield (source, *calls.commands.pop())
+        async def scripts() -> AsyncIterator[Script]:
+            for k, _, args in calls:
+                keys = Scripts.enqueue_keys(k)
+                yield (source, sha, len(keys), [*keys, *args])
+
+        replies = await self.lane.stream(scripts())
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
     async def dequeue(
         self,
@@ -348,6 +387,14 @@ class RedisStore:
         requeued, dead, lost, next_deadline = await self.scripts.reap(self.keys(queue), args)
         return ReapResult(requeued, dead, lost, None if int(next_deadline) < 0 else int(next_deadline))
 
+    async def release_lapsed(self, queue: str, lapse_ms: int) -> LapsedResult:
+        """Release the leases of workers on ``queue`` whose heartbeat is older than ``lapse_ms`` (fenced)."""
+        c = self.config
+        args = [self.keys(queue).job_prefix, self.clock_arg(), lapse_ms, c.reap_limit, c.events_maxlen]
+        requeued, dead, lost, workers, next_check = await self.scripts.release_lapsed(self.keys(queue), args)
+        check = None if int(next_check) < 0 else int(next_check)
+        return LapsedResult(int(requeued), int(dead), int(lost), int(workers), check)
+
     async def expire_unrunnable(self, queue: str, grace_ms: int, limit: int = 1_000) -> tuple[int, int | None]:
         """Dead-letter parked jobs whose type no live worker has registered for ``grace_ms``:
         ``(dead-lettered, when the next parked type may expire)``."""
@@ -386,16 +433,3 @@ class RedisStore:
         if not popped:
             return None
         return int(float(popped[2]))
-
-
-class _Collect:
-    """Stands in for a client to record the EVALSHA calls a registered script would make."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[str, int, list[Any]]] = []
-
-    async def evalsha(self, sha: str, numkeys: int, *args: Any) -> None:
-        self.commands.append((sha, numkeys, list(args)))
-
-    async def script_load(self, script: str) -> str:
-        raise RuntimeError("not reached: recording an EVALSHA cannot meet NOSCRIPT")
