@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,10 +15,29 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TICKR_", env_file=".env", extra="ignore")
 
     redis_url: str | None = Field(None, description="Redis/Valkey URL; unset in `tickr up` starts an embedded Valkey")
-    redis_cluster: bool = Field(False, description="Connect to a Redis Cluster")
+    redis_cluster: bool = Field(
+        False, description="Connect to a Redis Cluster (a redis:// URL names a seed; redis+cluster:// implies it)"
+    )
+    redis_min_replicas: int = Field(
+        0,
+        ge=0,
+        description="Replicas that must acknowledge each state change (WAIT after each script); fewer is an error",
+    )
+    redis_min_replicas_timeout_ms: int = Field(
+        500, ge=0, description="How long a state change waits for TICKR_REDIS_MIN_REPLICAS replicas"
+    )
     data_dir: Path = Field(Path(".tickr"), description="Where embedded Valkey, SQLite history and reports live")
 
     lease_seconds: float = Field(30.0, gt=0, description="Lease length; heartbeats extend it every lease/3")
+    heartbeat_seconds: float = Field(
+        2.0, gt=0, description="How often a worker proves it is alive (a light write per queue it serves)"
+    )
+    worker_lapse_seconds: float = Field(
+        6.0,
+        ge=0,
+        description="A worker with no heartbeat for this long is dead: a reaper releases its leases at once"
+        " (fenced); 0 disables, leaving lease expiry only",
+    )
     concurrency: int = Field(32, ge=1, le=10_000, description="Concurrent jobs per worker process")
     queues: str = Field("default", description="Comma-separated queues a worker serves")
     priority_weights: str = Field("8,4,2,1", description="Weights of critical,high,default,low")
@@ -78,6 +97,15 @@ class Settings(BaseSettings):
     metrics_dir: Path | None = Field(
         None, description="Multiprocess metric files of worker processes that the API merges (tickr up sets it)"
     )
+
+    @model_validator(mode="after")
+    def _check_lapse(self) -> Settings:
+        if self.worker_lapse_seconds and self.worker_lapse_seconds <= self.heartbeat_seconds:
+            raise ValueError(
+                f"worker_lapse_seconds ({self.worker_lapse_seconds:g}) must be greater than heartbeat_seconds"
+                f" ({self.heartbeat_seconds:g}), or 0 to disable: a live worker would be taken for dead"
+            )
+        return self
 
     @field_validator("priority_weights")
     @classmethod

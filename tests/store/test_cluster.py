@@ -44,3 +44,7 @@ async def test_all_scripts_run_on_a_cluster(cluster_store: RedisStore, queue: st
     again = await s.dequeue(queue, 10, "w")
     clock.advance(5)
     assert (await s.reap(queue)).requeued == len(again.jobs)
+    await s.workers.beat("w", [queue], clock.now)  # (register pipelines TIME, which cluster pipelines refuse)
+    leased = await s.dequeue(queue, 10, "w")
+    clock.advance(7)
+    assert (await s.release_lapsed(queue, 6_000)).requeued == len(leased.jobs) > 0

@@ -8,6 +8,7 @@ JobNotFound                                      404
 InvalidState                                     409
 IdempotencyConflict                              409  ``idempotency-conflict``
 StoreError (incl. StoreUnavailable)              503
+ReplicationShortfall (a StoreError)              503  ``replication-shortfall``: written, but not on enough replicas
 HistoryUnavailable, sqlalchemy DBAPIError        503  ``history-unavailable`` (the SQL history database)
 ConfigError (e.g. no Redis URL)                  503
 Problem (raised by routes), HTTPException        their status
@@ -33,6 +34,7 @@ from tickr.core.errors import (
     IdempotencyConflict,
     InvalidState,
     JobNotFound,
+    ReplicationShortfall,
     StoreError,
     ValidationError,
 )
@@ -220,6 +222,12 @@ async def _unavailable(_: Request, exc: Exception) -> Response:
     return problem_response(503, detail, slug="store-unavailable", headers={"Retry-After": "5"})
 
 
+async def _replication_shortfall(_: Request, exc: Exception) -> Response:
+    log.warning("replication shortfall: %s", exc)
+    detail = f"not acknowledged: {exc}; the change may or may not survive a failover (retry with an idempotency key)"
+    return problem_response(503, detail, slug="replication-shortfall", headers={"Retry-After": "1"})
+
+
 async def _history_unavailable(_: Request, exc: Exception) -> Response:
     log.warning("history database unavailable: %s", exc)
     detail = str(exc) if isinstance(exc, HistoryUnavailable) else f"the history database failed: {type(exc).__name__}"
@@ -259,6 +267,7 @@ def install(api: FastAPI) -> None:
     api.add_exception_handler(InvalidState, _invalid_state)
     api.add_exception_handler(IdempotencyConflict, _idempotency_conflict)
     api.add_exception_handler(UnicodeEncodeError, _unencodable)
+    api.add_exception_handler(ReplicationShortfall, _replication_shortfall)
     api.add_exception_handler(StoreError, _unavailable)
     api.add_exception_handler(HistoryUnavailable, _history_unavailable)
     api.add_exception_handler(DBAPIError, _history_unavailable)

@@ -7,7 +7,8 @@
     ├── InvalidState            the job's state does not allow the operation
     ├── IdempotencyConflict     an idempotency key reused with a different request
     └── StoreError              Redis/Valkey answered with an error (raised only by ``tickr.store``)
-        └── StoreUnavailable    Redis/Valkey cannot be reached (connection, timeout, failover in progress)
+        ├── StoreUnavailable    Redis/Valkey cannot be reached (connection, timeout, failover in progress)
+        └── ReplicationShortfall  a write reached the primary but fewer replicas than TICKR_REDIS_MIN_REPLICAS
 
 Handler outcomes (raised inside a task, never leave the worker):
 
@@ -79,6 +80,20 @@ class StoreError(TickrError):
 
 class StoreUnavailable(StoreError):
     """Redis/Valkey cannot be reached (connection refused or lost, timeout, cluster or primary failing over)."""
+
+
+class ReplicationShortfall(StoreError):
+    """A state change was applied on the primary, but ``WAIT`` counted fewer replicas than required in time.
+
+    The change is not promised to survive a failover: the caller should treat it as not acknowledged (an
+    enqueue retried with the same idempotency key is safe).
+    """
+
+    def __init__(self, acked: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(f"the write reached {acked} of {wanted} required replicas within {timeout_ms} ms")
+        self.acked = acked
+        self.wanted = wanted
+        self.timeout_ms = timeout_ms
 
 
 class Retry(Exception):

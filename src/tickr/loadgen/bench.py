@@ -25,6 +25,8 @@ TARGETS: dict[tuple[str, str], tuple[str, str, str, float]] = {
     ("enqueue", "batched_per_s"): ("enqueue batched (enqueue_many)", "jobs/s", ">=", 50_000),
     ("drain", "jobs_per_s"): ("drain, 1 worker process", "jobs/s", ">=", 25_000),
     ("drain", "process_jobs_per_s"): ("drain, 1 process, wall incl. start-up", "jobs/s", "", 0),
+    ("drain", "redis_cpu_us_per_job"): ("Redis CPU per drained job", "µs", "", 0),
+    ("drain", "redis_commands_per_job"): ("Redis commands per drained job", "calls", "", 0),
     ("drain2", "jobs_per_s"): ("drain, --processes 2", "jobs/s", "", 0),
     ("drain2", "process_jobs_per_s"): ("drain, 2 processes, wall incl. start-up", "jobs/s", "", 0),
     ("latency", "p50_ms"): ("enqueue-to-start p50", "ms", "", 0),
@@ -155,8 +157,10 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:.3f}"
     if unit == "s":
         return f"{value:.2f}"
-    if unit == "ratio":
+    if unit in ("ratio", "calls"):
         return f"{value:.2f}"
+    if unit == "µs":
+        return f"{value:.1f}"
     return f"{value:,.0f}"
 
 

@@ -111,12 +111,16 @@ async def drain(url: str, n: int, processes: int = 1, limit_s: float = 600.0) ->
 
     ``jobs_per_s``: n / (last ``finished_at`` - first ``started_at``), both from the job hashes (Redis
     clock, ms). ``process_jobs_per_s``: n / wall time of the burst process, start-up included.
+    ``redis_cpu_us_per_job`` / ``redis_commands_per_job``: the server's CPU time and commands (those inside
+    scripts included) while the worker process ran, per job.
     """
 
     async def body(app: App, queue: str) -> Outcome:
         ids = await fill(app, queue, n)
+        cpu_before, calls_before = await app.store.diagnostics.work()
         worker = WorkerProcess(url, queue, burst=True, processes=processes).start()
         code = await asyncio.to_thread(worker.wait, limit_s)
+        cpu_after, calls_after = await app.store.diagnostics.work()
         rows = await read_jobs(app, queue, ids, ["status", "started_at", "finished_at"])
         succeeded = sum(1 for row in rows if row["status"] == "succeeded")
         starts = [int(row["started_at"]) for row in rows if row["started_at"]]
@@ -127,6 +131,10 @@ async def drain(url: str, n: int, processes: int = 1, limit_s: float = 600.0) ->
                 "jobs_per_s": n / (span_ms / 1000) if span_ms else 0.0,
                 "process_jobs_per_s": n / (worker.ended_at - worker.started_at),
                 "succeeded": float(succeeded),
+                # The whole server's work while the worker ran (its start-up and the one INFO reading
+                # included): on a shared Redis, other clients' work counts too.
+                "redis_cpu_us_per_job": (cpu_after - cpu_before) * 1e6 / n,
+                "redis_commands_per_job": (calls_after - calls_before - 1) / n,
             },
             {"processes": str(processes), "exit_code": str(code)},
         )

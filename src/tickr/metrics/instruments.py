@@ -84,6 +84,7 @@ class Instruments:
         self._types: set[str] = set()
         self._started: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._per_type: dict[tuple[str, str], _PerType] = {}
+        self._enqueued: dict[tuple[str, str, str], Any] = {}  # (queue, priority, type) -> counter child
         self._lock = threading.Lock()  # only for making children; counting itself is the library's
 
     def type_label(self, job_type: str) -> str:
@@ -107,8 +108,14 @@ class Instruments:
     # -- enqueuers ------------------------------------------------------------------------------
     def enqueued(self, jobs: Iterable[Job]) -> None:
         """Count jobs that enqueue created (not those an idempotency key matched)."""
+        children = self._enqueued
         for job in jobs:
-            self.jobs_enqueued.labels(job.queue, job.priority.value, self.type_label(job.type)).inc()
+            key = (job.queue, job.priority, job.type)
+            child = children.get(key)
+            if child is None:
+                labels = (job.queue, job.priority.value, self.type_label(job.type))
+                child = children[key] = self.jobs_enqueued.labels(*labels)
+            child.inc()
 
     # -- workers (hot path) ---------------------------------------------------------------------
     def started(self, job: Job) -> None:

@@ -8,6 +8,7 @@ provider configured (``active()`` False) it pays one function call per job.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -25,9 +26,25 @@ else:
 _NULL = contextlib.nullcontext()
 
 
+_PROVIDER_RECHECK_SECONDS = 1.0
+_checked_at = -_PROVIDER_RECHECK_SECONDS
+_configured = False
+
+
 def active() -> bool:
-    """True when spans would be recorded: the API is installed and a tracer provider was configured."""
-    return ENABLED and not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    """True when spans would be recorded: the API is installed and a tracer provider was configured.
+
+    Called per job: without a provider it looks again at most once a second (OpenTelemetry reads the
+    environment on every look), and once one is set it stays (a provider can be set only once).
+    """
+    global _checked_at, _configured
+    if _configured or not ENABLED:
+        return _configured
+    now = time.monotonic()
+    if now - _checked_at >= _PROVIDER_RECHECK_SECONDS:
+        _checked_at = now
+        _configured = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    return _configured
 
 
 def enqueue_span(jobs: Sequence[Job]) -> contextlib.AbstractContextManager[Any]:

@@ -31,9 +31,15 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+def closed_transport(exc: BaseException) -> bool:
+    """uvloop's ``RuntimeError`` for a write on a transport the peer reset (``... the handler is closed``),
+    which redis-py lets through where the standard loop raises ``ConnectionResetError``: a lost connection."""
+    return isinstance(exc, RuntimeError) and "handler is closed" in str(exc)
+
+
 def translate(exc: BaseException) -> StoreError:
     """The tickr error for a redis-py (or socket) error."""
-    if isinstance(exc, UNAVAILABLE):
+    if isinstance(exc, UNAVAILABLE) or closed_transport(exc):
         return StoreUnavailable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     return StoreError(f"{type(exc).__name__}: {exc}")
 
@@ -48,6 +54,10 @@ def translated(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine
         except StoreError:
             raise
         except (redis_errors.RedisError, OSError) as exc:
+            raise translate(exc) from exc
+        except RuntimeError as exc:
+            if not closed_transport(exc):
+                raise
             raise translate(exc) from exc
 
     return wrapper

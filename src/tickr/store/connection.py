@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -19,23 +19,104 @@ from tickr.store.resp import Endpoint, RespConnection, UnsupportedEndpoint, endp
 __all__ = [
     "STREAM_CHUNK",
     "LanePool",
+    "RedisTarget",
     "Script",
     "ScriptLane",
     "UnsupportedEndpoint",
     "connect",
+    "is_cluster",
     "lane_endpoint",
     "pack_command",
+    "parse_redis_url",
 ]
 
 logger = logging.getLogger("tickr.store.lane")
 
 
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """What a tickr Redis URL names: one server, a cluster (seed nodes), or a sentinel-watched primary.
+
+    The forms (parsed here only, see docs/ha.md):
+
+    - ``redis://``, ``rediss://``, ``unix://``: one server (a cluster when ``cluster`` is set, the seed in the URL);
+    - ``redis+cluster://h1:p1,h2:p2[?options]`` (``rediss+cluster``: TLS): a Redis Cluster, seeded by any of the nodes;
+    - ``redis+sentinel://h1:p1,h2:p2/<primary name>[?password=&sentinel_password=&username=&db=]``: the primary the
+      sentinels name (``password``/``username`` for it, ``sentinel_password``/``sentinel_username`` for the sentinels).
+    """
+
+    kind: str  # "server" | "cluster" | "sentinel"
+    url: str
+    nodes: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+    tls: bool = False
+
+
+def parse_redis_url(url: str, *, cluster: bool = False) -> RedisTarget:
+    """The target of ``url`` (``cluster``: a plain ``redis://`` URL names a cluster's seed node)."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in (*CLUSTER_SCHEMES, *SENTINEL_SCHEMES):
+        return RedisTarget("cluster" if cluster else "server", url)
+    netloc, _, tail = rest.partition("/")
+    path, _, query = tail.partition("?")
+    if "?" in netloc:
+        netloc, _, query = netloc.partition("?")
+    options = dict(parse_qsl(query))
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at:
+        user, colon, password = userinfo.partition(":")
+        if colon:
+            options.setdefault("password", unquote(password))
+            if user:
+                options.setdefault("username", unquote(user))
+        elif user:
+            options.setdefault("password", unquote(user))
+    nodes: list[tuple[str, int]] = []
+    default_port = 26379 if scheme in SENTINEL_SCHEMES else 6379
+    for item in filter(None, hosts.split(",")):
+        parsed = urlsplit(f"//{item}")
+        nodes.append((parsed.hostname or "127.0.0.1", parsed.port or default_port))
+    if not nodes:
+        raise ValueError(f"no host in {scheme}:// URL")
+    tls = scheme.startswith("rediss")
+    if scheme in SENTINEL_SCHEMES:
+        service = unquote(path.strip("/"))
+        if not service:
+            raise ValueError("a redis+sentinel:// URL names its primary: redis+sentinel://host:port,.../<name>")
+        return RedisTarget("sentinel", url, tuple(nodes), service, options, tls)
+    if path.strip("/") not in ("", "0"):
+        raise ValueError("a Redis Cluster has database 0 only")
+    return RedisTarget("cluster", url, tuple(nodes), "", options, tls)
+
+
+_INT_OPTIONS = {"db", "max_connections", "socket_timeout", "socket_connect_timeout", "health_check_interval"}
+
+
+def _typed(options: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        out[key] = (
+            float(value) if key in _INT_OPTIONS and "." in value else int(value) if key in _INT_OPTIONS else value
+        )
+    return out
+
+
 def connect(url: str, *, cluster: bool = False, max_connections: int = 128, **options: Any) -> Redis:
-    """An asyncio client for ``url``; responses are decoded to ``str``.
+    """An asyncio client for ``url`` (any form ``parse_redis_url`` reads); responses are decoded to ``str``.
 
     Cluster clients route each script by its first key's hash slot; tickr's keys of one
-    queue share a slot, so the same scripts run on both.
+    queue share a slot, so the same scripts run on both. A sentinel URL gives a client of the
+    primary the sentinels name, which asks them again after a connection to it fails.
     """
+    target = parse_redis_url(url, cluster=cluster)
     options.setdefault("decode_responses", True)
     options.setdefault("health_check_interval", 30)
     # redis-py 8 reads with a 5 s socket timeout by default: it would cut a marker wait (BZPOPMIN
@@ -45,12 +126,39 @@ def connect(url: str, *, cluster: bool = False, max_connections: int = 128, **op
     options.setdefault("socket_connect_timeout", 5)
     if not url.startswith("unix:"):  # a unix socket connection takes no keepalive options
         options.setdefault("socket_keepalive", True)
-    if cluster:
-        return RedisCluster.from_url(url, **options)  # type: ignore[return-value]
+    if target.kind == "cluster":
+        if not target.nodes:
+            return RedisCluster.from_url(url, **options)  # type: ignore[return-value]
+        from redis.asyncio.cluster import ClusterNode
+
+        extra = _typed(target.options)
+        extra.pop("db", None)
+        if target.tls:
+            extra.setdefault("ssl", True)
+        seeds = [ClusterNode(host, port) for host, port in target.nodes]
+        return RedisCluster(startup_nodes=seeds, **{**options, **extra})  # type: ignore[return-value]
+    if target.kind == "sentinel":
+        from redis.asyncio.sentinel import Sentinel
+
+        extra = _typed(target.options)
+        sentinel_kwargs: dict[str, Any] = {"socket_connect_timeout": options["socket_connect_timeout"]}
+        for key in ("sentinel_password", "sentinel_username"):
+            if key in extra:
+                sentinel_kwargs[key.removeprefix("sentinel_")] = extra.pop(key)
+        if target.tls:
+            extra.setdefault("ssl", True)
+        sentinel = Sentinel(list(target.nodes), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+        master = sentinel.master_for(target.service, redis_class=Redis, **{**options, **extra})
+        return cast(Redis, master)
     # A blocking pool: a burst of concurrent calls waits for a connection instead of failing.
     pool = LanePool.from_url(url, max_connections=max_connections, timeout=None, **options)
     # The client owns its pool: closing the client closes the pool's connections and the lanes'.
     return Redis.from_pool(pool)
+
+
+def is_cluster(redis: object) -> bool:
+    """True for a Redis Cluster client (cross-queue reads fan out per node on it)."""
+    return isinstance(redis, RedisCluster)
 
 
 class LanePool(BlockingConnectionPool):
@@ -217,6 +325,32 @@ class ScriptLane:
             else:
                 idle.append(conn)
             return reply
+        raise AssertionError("unreachable")
+
+    async def call_many(self, *commands: Sequence[Any]) -> list[Any]:
+        """Several commands in one write on one connection (``EVALSHA`` then ``WAIT``): their replies, in order,
+        error replies as exception instances (not raised). A lost connection: sent once more on a new one."""
+        packed = [pack_command(*command) for command in commands]
+        for last in (False, True):
+            conn = await self._take(fresh=last)
+            try:
+                replies = [await waiter for waiter in conn.send_many(packed)]
+            except RedisConnectionError:
+                self._discard(conn)
+                if last:
+                    raise
+                continue
+            except BaseException:  # cancelled (or undecodable): out of step
+                self._discard(conn)
+                raise
+            lost = next((r for r in replies if isinstance(r, RedisConnectionError)), None)
+            if lost is not None:
+                self._discard(conn)
+                if last:
+                    raise lost
+                continue
+            self._give_back(conn)
+            return replies
         raise AssertionError("unreachable")
 
     async def stream(self, commands: AsyncIterable[Script]) -> list[Any]:

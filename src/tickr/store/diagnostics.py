@@ -26,6 +26,15 @@ class Diagnostics:
         version = info.get("valkey_version") or info.get("redis_version")
         return {"server": f"{kind} {version}", "allocator": str(memory.get("mem_allocator", "?"))}
 
+    async def work(self) -> tuple[float, int]:
+        """The server's CPU seconds so far (``used_cpu_sys`` + ``used_cpu_user``) and the commands it has run
+        (``INFO commandstats`` calls, commands inside scripts included): take two readings and subtract."""
+        redis = self._store.redis
+        cpu = await redis.info("cpu")
+        stats = await redis.info("commandstats")
+        calls = sum(int(entry.get("calls", 0)) for entry in stats.values() if isinstance(entry, dict))
+        return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]), calls
+
     async def used_memory(self) -> int:
         """The server's ``used_memory`` in bytes."""
         return int((await self._store.redis.info("memory"))["used_memory"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ from tickr.core.events import StreamEvent, expand
 from tickr.core.job import Job
 from tickr.store.boundary import store_boundary
 from tickr.store.codec import job_from_hash, pairs_to_dict
+from tickr.store.connection import is_cluster
 from tickr.store.keys import ScheduleKeys, queues_registry
 
 if TYPE_CHECKING:
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 
 HISTORY_GROUP = "tickr-history"
 SCHEDULES = ""  # the "queue" of the schedules stream's events
+CLUSTER_POLL_MS = 250  # on a cluster (no multi-stream blocking read): the wait between reads that found nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +105,35 @@ class EventLog:
         if not streams:
             return []
         by_key = {s.key: s for s in streams}
+        if is_cluster(self._redis):
+            return await self._read_per_stream(consumer, streams, count=count, block_ms=block_ms)
         reply = await self._redis.xreadgroup(
             self.group, consumer, {s.key: ">" for s in streams}, count=count, block=block_ms
         )
         return [event for key, entries in _stream_replies(reply) for event in _events(by_key[key], entries)]
+
+    async def _read_per_stream(
+        self, consumer: str, streams: Sequence[Stream], *, count: int, block_ms: int | None
+    ) -> list[StreamEvent]:
+        """On a cluster every stream is in its own slot, so one XREADGROUP cannot name several: one read per
+        stream, in a pipeline that redis-py splits per node (one round trip per node, side by side). With
+        nothing new, it waits ``block_ms`` (at most ``CLUSTER_POLL_MS``) and reads once more."""
+        for attempt in (1, 2):
+            pipe = self._redis.pipeline(transaction=False)
+            for s in streams:
+                pipe.xreadgroup(self.group, consumer, {s.key: ">"}, count=count)
+            replies = await pipe.execute(raise_on_error=False)
+            out: list[StreamEvent] = []
+            for s, reply in zip(streams, replies, strict=True):
+                if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
+                    continue  # a queue made since the groups were ensured: the sink's next refresh creates it
+                if isinstance(reply, Exception):
+                    raise reply
+                out += [event for _, entries in _stream_replies(reply) for event in _events(s, entries)]
+            if out or not block_ms or attempt == 2:
+                return out
+            await asyncio.sleep(min(block_ms, CLUSTER_POLL_MS) / 1000)
+        return []
 
     async def claim(self, consumer: str, stream: Stream, *, min_idle_ms: int, count: int) -> list[StreamEvent]:
         """Take over entries another consumer read and left unacknowledged for ``min_idle_ms`` (a dead sink)."""
@@ -155,10 +183,15 @@ class EventLog:
         """Length, oldest uncommitted event, pending and dropped counts of each stream; one round trip."""
         if streams is None:
             streams = await self.streams()
-        pipe = self._redis.pipeline(transaction=False)
-        for s in streams:
-            await self._store.scripts.events_status(s.key, s.stats, [self.group], pipe)
-        replies = await pipe.execute()
+        if is_cluster(self._redis):  # redis-py refuses scripts in cluster pipelines: side by side instead
+            replies = await asyncio.gather(
+                *(self._store.scripts.events_status(s.key, s.stats, [self.group]) for s in streams)
+            )
+        else:
+            pipe = self._redis.pipeline(transaction=False)
+            for s in streams:
+                await self._store.scripts.events_status(s.key, s.stats, [self.group], pipe)
+            replies = await pipe.execute()
         out = []
         for s, (length, oldest, pending, dropped, has_group) in zip(streams, replies, strict=True):
             oldest_ms = int(str(oldest).partition("-")[0]) if oldest else None

@@ -16,10 +16,13 @@ class QueueKeys:
     queue: str
     prefix: str = DEFAULT_PREFIX
     base: str = field(init=False)
+    _ready_all: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         validate_queue_name(self.queue)
         object.__setattr__(self, "base", f"{self.prefix}:{{{self.queue}}}:")
+        # Made once: every hot-path script call lists them.
+        object.__setattr__(self, "_ready_all", tuple(self.base + "ready:" + p.value for p in PRIORITIES))
 
     @property
     def job_prefix(self) -> str:
@@ -34,7 +37,7 @@ class QueueKeys:
     @property
     def ready_all(self) -> list[str]:
         """The four ready lists, critical first."""
-        return [self.base + "ready:" + p.value for p in PRIORITIES]
+        return list(self._ready_all)
 
     def idem(self, key: str) -> str:
         return self.base + "idem:" + key

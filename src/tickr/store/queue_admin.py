@@ -5,6 +5,7 @@ Job-level reads (get, list, cancel, replay, update) live in ``store/job_admin.py
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tickr.core.job import PRIORITIES
 from tickr.store.boundary import store_boundary
 from tickr.store.codec import lenient_int
+from tickr.store.connection import is_cluster
 from tickr.store.keys import QueueKeys, queues_registry
 from tickr.store.replies import JobChangeCode
 
@@ -68,23 +70,44 @@ class QueueStats:
 
 
 class NamedPipeline:
-    """A non-transactional pipeline whose replies are read by the name each command was added under."""
+    """A non-transactional pipeline whose replies are read by the name each command was added under.
+
+    On a cluster the pipeline fans out per node (redis-py groups its commands by the node of their slot); keyless
+    commands (``time``) and scripts, which cluster pipelines refuse, run beside it on the client, concurrently.
+    """
 
     def __init__(self, redis: Any) -> None:
+        self._redis = redis
+        self._cluster = is_cluster(redis)
         self._pipe = redis.pipeline(transaction=False)
         self._names: list[Any] = []
+        self._beside: dict[Any, Awaitable[Any]] = {}
 
-    def add(self, name: Any, command: str, *args: Any) -> None:
-        getattr(self._pipe, command)(*args)
+    def add(self, name: Any, command: str, *args: Any, **kwargs: Any) -> None:
+        if self._cluster and command in _KEYLESS:
+            self._beside[name] = getattr(self._redis, command)(*args, **kwargs)
+            return
+        getattr(self._pipe, command)(*args, **kwargs)
         self._names.append(name)
 
     async def add_script(self, name: Any, call: Callable[[Any], Awaitable[Any]]) -> None:
         """Queue a script call (``call(pipeline)``, e.g. a ``Scripts`` method), read back under ``name``."""
+        if self._cluster:
+            self._beside[name] = call(self._redis)
+            return
         await call(self._pipe)
         self._names.append(name)
 
     async def execute(self) -> dict[Any, Any]:
-        return dict(zip(self._names, await self._pipe.execute(), strict=True))
+        if not self._beside:
+            return dict(zip(self._names, await self._pipe.execute(), strict=True))
+        names = list(self._beside)
+        piped = self._pipe.execute() if self._names else asyncio.sleep(0, [])
+        replies, *beside = await asyncio.gather(piped, *self._beside.values())
+        return {**dict(zip(self._names, replies, strict=True)), **dict(zip(names, beside, strict=True))}
+
+
+_KEYLESS = frozenset({"time"})
 
 
 @store_boundary
@@ -278,10 +301,22 @@ class QueueAdmin:
         k = s.keys(queue)
         replayed = 0
         async for selected in self._dead_selection(k, job_type, ids):
+            if is_cluster(self.redis):  # redis-py refuses scripts in cluster pipelines: side by side instead
+                replies = await asyncio.gather(
+                    *(
+                        s.scripts.replay(k, job_id, [job_id, s.clock_arg(), s.config.events_maxlen])
+                        for job_id in selected
+                    )
+                )
+                replayed += sum(1 for reply in replies if int(reply[0]) == JobChangeCode.DONE)
+                continue
             pipe = self.redis.pipeline(transaction=False)
             for job_id in selected:
                 await s.scripts.replay(k, job_id, [job_id, s.clock_arg(), s.config.events_maxlen], pipe)
+            waited = s.scripts.add_wait(pipe)
             replies = await pipe.execute()
+            if waited:
+                s.scripts.check_wait(replies.pop())
             replayed += sum(1 for reply in replies if int(reply[0]) == JobChangeCode.DONE)
         return replayed
 

@@ -269,36 +269,11 @@ def tls_context(kwargs: Mapping[str, Any]) -> ssl.SSLContext:
 
 # -- commands ----------------------------------------------------------------------------------------
 def pack_command(*args: str | int | float | bytes) -> bytes:
-    """One command in RESP, as redis-py's ``pack_command`` makes it for the str/int/float/bytes scripts take.
-
-    The common case (ASCII text and numbers) is built as one str and encoded once.
-    """
-    parts = [f"*{len(args)}\r\n"]
-    for arg in args:
-        kind = type(arg)
-        if isinstance(arg, str) and kind is str and arg.isascii():  # exactly str: a subclass goes the long way
-            parts.append(f"${len(arg)}\r\n{arg}\r\n")
-        elif kind is int or kind is float:
-            text = repr(arg)
-            parts.append(f"${len(text)}\r\n{text}\r\n")
-        else:
-            return _pack_bytes(args)
-    return "".join(parts).encode()
-
-
-def _pack_bytes(args: tuple[str | int | float | bytes, ...]) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        if isinstance(arg, str):
-            data = arg.encode()
-        elif isinstance(arg, bytes):
-            data = arg
-        elif isinstance(arg, int | float) and not isinstance(arg, bool):
-            data = repr(arg).encode()
-        else:
-            raise TypeError(f"cannot send {type(arg).__name__} to Redis: {arg!r}")
-        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(parts)
+    """One command in RESP, as redis-py's ``pack_command`` makes it for the str/int/float/bytes scripts take:
+    hiredis's packer (C, the one redis-py uses when hiredis is installed), twice as fast as building it in
+    Python. ``TypeError`` for anything else (None, bool), ``UnicodeEncodeError`` for a lone surrogate."""
+    # The stub types the argument as a one-item tuple; it takes any number of items.
+    return cast(bytes, hiredis.pack_command(args))  # type: ignore[arg-type]
 
 
 # -- the connection ----------------------------------------------------------------------------------

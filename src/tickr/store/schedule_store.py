@@ -190,7 +190,10 @@ class ScheduleStore:
         else:
             for call in calls:
                 await call
+            waited = self.store.scripts.add_wait(pipe)
             replies = await pipe.execute()
+            if waited:
+                self.store.scripts.check_wait(replies.pop())
         return [
             (int(code) == ScheduleFireCode.ADVANCED, None if int(stored) < 0 else int(stored))
             for code, stored in replies

@@ -14,6 +14,7 @@ Every public coroutine raises tickr's ``StoreUnavailable``/``StoreError``, never
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -26,7 +27,7 @@ from tickr.core.job import PRIORITIES, Job, JobError, Priority
 from tickr.store import codec
 from tickr.store.boundary import store_boundary
 from tickr.store.clock import ServerClock
-from tickr.store.connection import Script, ScriptLane
+from tickr.store.connection import Script, ScriptLane, is_cluster
 from tickr.store.diagnostics import Diagnostics
 from tickr.store.event_log import EventLog
 from tickr.store.job_admin import JobAdmin
@@ -53,6 +54,8 @@ class StoreConfig:
     retention_ms: int = default("done_retention_seconds") * 1000
     done_max: int = default("done_max")
     events_maxlen: int = default("events_maxlen")
+    min_replicas: int = default("redis_min_replicas")  # replicas each state change waits for (0: no WAIT)
+    min_replicas_timeout_ms: int = default("redis_min_replicas_timeout_ms")
     promote_limit: int = 1_000  # scheduled jobs moved per script call
     reap_limit: int = 1_000  # expired leases handled per script call
 
@@ -67,6 +70,8 @@ class StoreConfig:
             retention_ms=settings.done_retention_seconds * 1000,
             done_max=settings.done_max,
             events_maxlen=settings.events_maxlen if settings.history else 0,
+            min_replicas=settings.redis_min_replicas,
+            min_replicas_timeout_ms=settings.redis_min_replicas_timeout_ms,
         )
 
 
@@ -132,7 +137,7 @@ class RedisStore:
     def __init__(self, redis: Redis, config: StoreConfig | None = None, now: Callable[[], int] | None = None) -> None:
         self.redis = redis
         self.config = config or StoreConfig()
-        self.scripts = Scripts(redis)
+        self.scripts = Scripts(redis, self.config.min_replicas, self.config.min_replicas_timeout_ms)
         self._now = now
         self.clock = ServerClock(now)
         self.jobs = JobAdmin(self)
@@ -263,12 +268,30 @@ class RedisStore:
         return done
 
     async def _run_enqueues(self, calls: Sequence[tuple[QueueKeys, list[int], list[str | int]]]) -> list[Any]:
-        """Each call's reply, in order: streamed on the lane, else one pipeline."""
-        if self.lane is None:
+        """Each call's reply, in order: streamed on the lane, else one pipeline (ending with WAIT when replicas
+        must acknowledge); on a cluster, where pipelines refuse scripts, one chain per queue, side by side."""
+        if is_cluster(self.redis):
+            results: list[Any] = [None] * len(calls)
+            chains: dict[str, list[int]] = {}
+            for index, (k, _, _) in enumerate(calls):
+                chains.setdefault(k.queue, []).append(index)
+
+            async def chain(indexes: list[int]) -> None:
+                for index in indexes:  # in order within a queue: its jobs keep their FIFO order
+                    k, _, args = calls[index]
+                    results[index] = await self.scripts.enqueue(k, args)
+
+            await asyncio.gather(*(chain(indexes) for indexes in chains.values()))
+            return results
+        if self.lane is None or self.scripts.min_replicas:
             pipe = self.redis.pipeline(transaction=False)
             for k, _, args in calls:
                 await self.scripts.enqueue(k, args, pipe)
-            return list(await pipe.execute())
+            waited = self.scripts.add_wait(pipe)
+            replies = list(await pipe.execute())
+            if waited:
+                self.scripts.check_wait(replies.pop())
+            return replies
         source, sha = lua_source("enqueue"), self.scripts.sha("enqueue")
 
         async def scripts() -> AsyncIterator[Script]:
@@ -303,9 +326,15 @@ class RedisStore:
         return batch
 
     async def _dequeue(self, queue: str, count: int, worker_id: str, lease_ms: int | None) -> Dequeued:
-        c = self.config
-        args = [
-            self.keys(queue).job_prefix,
+        sent = self.clock.local_ms()
+        args = self._dequeue_args(queue, count, worker_id, lease_ms)
+        reply = await self.scripts.dequeue(self.keys(queue), worker_id, args, self._fast)
+        return self._dequeued(queue, worker_id, reply, sent)
+
+    def _dequeue_args(self, queue: str, count: int, worker_id: str, lease_ms: int | None) -> list[str | int]:
+        c, k = self.config, self.keys(queue)
+        return [
+            k.job_prefix,
             count,
             self.clock_arg(),
             lease_ms or c.lease_ms,
@@ -313,11 +342,12 @@ class RedisStore:
             *c.weights,
             c.events_maxlen,
             c.promote_limit,
-            self.keys(queue).pending_prefix,
-            self.keys(queue).type_marker_prefix,
+            k.pending_prefix,
+            k.type_marker_prefix,
         ]
-        sent = self.clock.local_ms()
-        reply = await self.scripts.dequeue(self.keys(queue), worker_id, args, self._fast)
+
+    def _dequeued(self, queue: str, worker_id: str, reply: Sequence[Any], sent: float) -> Dequeued:
+        """The dequeue script's reply as a ``Dequeued``; ``sent``: local ms when the call went out (clock sync)."""
         self.clock.observe(int(reply[0]), sent, self.clock.local_ms())
         jobs = []
         now = str(reply[0])
@@ -349,17 +379,44 @@ class RedisStore:
         """Mark ``(id, token, result_json)`` jobs succeeded; False where the lease was stale."""
         if not items:
             return []
+        return [r == 1 for r in await self.scripts.ack(self.keys(queue), self._ack_args(queue, items), self._fast)]
+
+    def _ack_args(self, queue: str, items: Sequence[tuple[str, str, str]]) -> list[str | int]:
         c = self.config
-        args: list[str | int] = [
-            self.keys(queue).job_prefix,
-            self.clock_arg(),
-            c.retention_ms,
-            c.done_max,
-            c.events_maxlen,
-        ]
+        args: list[str | int] = [self.keys(queue).job_prefix, self.clock_arg(), c.retention_ms, c.done_max]
+        args.append(c.events_maxlen)
         for item in items:
             args += item
-        return [r == 1 for r in await self.scripts.ack(self.keys(queue), args, self._fast)]
+        return args
+
+    async def ack_and_dequeue(
+        self, queue: str, items: Sequence[tuple[str, str, str]], count: int, worker_id: str
+    ) -> tuple[list[bool], Dequeued | None]:
+        """``ack_many`` of ``items``, then a dequeue of up to ``count`` jobs of ``queue``, in one round trip: the
+        two scripts go out in one write on one connection and stay two transitions.
+
+        The dequeue's result is None where it could not run that way (no lane, replicas to wait for) or
+        failed; the caller's own dequeue takes over. When the ack fails and the dequeue leased jobs, those
+        leases are handed back before the ack's error is raised, so nothing is stranded.
+        """
+        if self.lane is None or self.config.min_replicas or not items or count <= 0:
+            return await self.ack_many(queue, items), None
+        k = self.keys(queue)
+        ack_keys, dequeue_keys = Scripts.ack_keys(k), Scripts.dequeue_keys(k, worker_id)
+        ack_args, dequeue_args = self._ack_args(queue, items), self._dequeue_args(queue, count, worker_id, None)
+
+        async def both() -> AsyncIterator[Script]:
+            for name, keys, args in (("ack", ack_keys, ack_args), ("dequeue", dequeue_keys, dequeue_args)):
+                yield (lua_source(name), self.scripts.sha(name), len(keys), [*keys, *args])
+
+        sent = self.clock.local_ms()
+        acked, leased = await self.lane.stream(both())
+        batch = None if isinstance(leased, Exception) else self._dequeued(queue, worker_id, leased, sent)
+        if isinstance(acked, Exception):
+            if batch is not None and batch.jobs:
+                await self.release(queue, [(j.job.id, j.token) for j in batch.jobs])
+            raise acked
+        return [r == 1 for r in acked], batch
 
     async def fail(
         self, queue: str, job_id: str, token: str, error: JobError, *, delay_ms: int, permanent: bool = False

@@ -1,5 +1,6 @@
 """The worker registry in Redis: heartbeat entries (a hash with a TTL), the zset of ids by last heartbeat,
-and the task types each worker runs (per queue, for dequeue) with their defaults (for the API)."""
+each queue's ``beats`` zset (liveness, in the queue's slot, for ``release_lapsed``), and the task types each
+worker runs (per queue, for dequeue) with their defaults (for the API)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tickr.store import codec
 from tickr.store.boundary import store_boundary
 from tickr.store.codec import lenient_int
 from tickr.store.keys import task_registry, worker_info, workers_registry
+from tickr.store.queue_admin import NamedPipeline
 
 if TYPE_CHECKING:
     from tickr.store.store import RedisStore
@@ -57,9 +59,11 @@ class WorkerRegistry:
         key = worker_info(worker_id, prefix)
         types = sorted(tasks) if tasks is not None else ["*"]
         sent = store.clock.local_ms()
-        pipe = store.redis.pipeline(transaction=False)
-        pipe.time()
-        pipe.hset(
+        first = NamedPipeline(store.redis)  # TIME beside the pipeline on a cluster (keyless: refused in one)
+        first.add("time", "time")
+        first.add(
+            "info",
+            "hset",
             key,
             mapping={
                 "id": worker_id,
@@ -71,17 +75,29 @@ class WorkerRegistry:
                 "types": ",".join(types),
             },
         )
-        pipe.expire(key, ttl_seconds)
-        seconds, micros = (await pipe.execute())[0]
+        first.add("ttl", "expire", key, ttl_seconds)
+        seconds, micros = (await first.execute())["time"]
         now_ms = store.clock_arg() or int(seconds) * 1000 + int(micros) // 1000
         store.clock.observe(now_ms, sent, store.clock.local_ms())
         pipe = store.redis.pipeline(transaction=False)
-        pipe.zadd(workers_registry(prefix), {worker_id: now_ms})
+        self._add_beats(pipe, worker_id, queues, now_ms)
         if tasks:
             pipe.hset(task_registry(prefix), mapping={name: codec.dumps(dict(d)) for name, d in tasks.items()})
         self._add_types(pipe, worker_id, queues, types, ttl_seconds, now_ms)
         await pipe.execute()
         return now_ms
+
+    async def beat(self, worker_id: str, queues: Sequence[str], now_ms: int) -> None:
+        """The light heartbeat: the worker is alive at server time ``now_ms`` (one pipelined round trip).
+        Refreshes its score in each queue's ``beats`` (which ``release_lapsed`` reads) and in the registry."""
+        pipe = self._store.redis.pipeline(transaction=False)
+        self._add_beats(pipe, worker_id, queues, now_ms)
+        await pipe.execute()
+
+    def _add_beats(self, pipe: Any, worker_id: str, queues: Sequence[str], now_ms: int) -> None:
+        pipe.zadd(workers_registry(self._store.config.prefix), {worker_id: now_ms})
+        for queue in queues:
+            pipe.zadd(self._store.keys(queue).beats, {worker_id: now_ms})
 
     async def register_types(self, worker_id: str, queues: Sequence[str], types: Sequence[str], ttl: int) -> None:
         """(Re-)register only the task types ``worker_id`` runs on ``queues`` (``["*"]``: any)."""
@@ -115,6 +131,7 @@ class WorkerRegistry:
         pipe.zrem(workers_registry(prefix), worker_id)
         for queue in queues:
             pipe.delete(self._store.keys(queue).worker_types(worker_id))
+            pipe.zrem(self._store.keys(queue).beats, worker_id)
         await pipe.execute()
 
     async def live(self) -> list[WorkerInfo]:

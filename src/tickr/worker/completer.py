@@ -5,14 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections import defaultdict
+from typing import Protocol
 
 from tickr.lifecycle import PassSignal
 from tickr.metrics.instruments import Instruments
-from tickr.store.store import RedisStore
+from tickr.store.store import Dequeued, RedisStore
 
 log = logging.getLogger("tickr.worker")
+# How long a failed ack is tried again (Redis restarting, a failover): well inside the 30 s default lease,
+# which the heartbeat keeps extending meanwhile, so the finished job is not run again when Redis is back.
+ACK_RETRY_SECONDS = 20.0
 _EMPTY_CONTEXT = contextvars.Context()
+
+
+class Refill(Protocol):
+    """Who leases more jobs in the same round trip as an ack (the fetcher)."""
+
+    worker_id: str
+
+    def reserve_refill(self, freeing: int) -> int: ...
+
+    async def deliver_refill(self, queue: str, reserved: int, batch: Dequeued | None) -> None: ...
 
 
 class Completer:
@@ -25,12 +40,20 @@ class Completer:
 
     name = "completer"
 
-    def __init__(self, store: RedisStore, attempts: int = 5, metrics: Instruments | None = None) -> None:
+    def __init__(
+        self,
+        store: RedisStore,
+        retry_seconds: float = ACK_RETRY_SECONDS,
+        metrics: Instruments | None = None,
+        refill: Refill | None = None,
+    ) -> None:
         self.metrics = metrics
+        # Set by the worker: each ack batch also leases the jobs its freed slots can take (one round trip).
+        self.refill = refill
         self.started = asyncio.Event()
         self.passes = PassSignal()
         self._store = store
-        self._attempts = attempts
+        self._retry_seconds = retry_seconds
         self._pending: dict[str, list[tuple[str, str, str, asyncio.Future[bool]]]] = defaultdict(list)
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -82,20 +105,14 @@ class Completer:
 
     async def _write(self, queue: str, items: list[tuple[str, str, str, asyncio.Future[bool]]]) -> None:
         payload = [(job_id, token, result) for job_id, token, result, _ in items]
-        delay = 0.05
-        for attempt in range(1, self._attempts + 1):
-            try:
-                replies = await self._store.ack_many(queue, payload)
-                break
-            except Exception as exc:  # Redis hiccup: retry, the leases still protect the jobs
-                if attempt == self._attempts:
-                    log.error("ack of %d jobs on %s failed: %s; their leases will expire", len(items), queue, exc)
-                    for *_, future in items:
-                        if not future.done():
-                            future.set_exception(exc)
-                    return
-                await asyncio.sleep(delay)
-                delay *= 2
+        try:
+            replies = await self._send(queue, payload)
+        except Exception as exc:
+            log.error("ack of %d jobs on %s failed: %s; their leases will expire", len(items), queue, exc)
+            for *_, future in items:
+                if not future.done():
+                    future.set_exception(exc)
+            return
         if self.metrics is not None:
             landed = sum(replies)
             self.metrics.acked(queue, landed, len(replies) - landed)
@@ -105,6 +122,30 @@ class Completer:
                 log.warning("ack of job %s refused: its lease is held by another worker", job_id)
             if not future.done():
                 future.set_result(acked)
+
+    async def _send(self, queue: str, payload: list[tuple[str, str, str]]) -> list[bool]:
+        """Ack ``payload`` (with a refill on the first try when the fetcher wants one), tried again for up to
+        ``retry_seconds`` while Redis fails; the last error is raised after that."""
+        refill = self.refill
+        want = refill.reserve_refill(len(payload)) if refill is not None else 0
+        if refill is not None and want:
+            batch = None
+            try:
+                replies, batch = await self._store.ack_and_dequeue(queue, payload, want, refill.worker_id)
+                return replies
+            except Exception:  # Redis hiccup: the retries below ack only
+                pass
+            finally:
+                await refill.deliver_refill(queue, want, batch)  # the reserved slots are the fetcher's again
+        delay, give_up_at = 0.05, time.monotonic() + self._retry_seconds
+        while True:
+            try:
+                return await self._store.ack_many(queue, payload)
+            except Exception:  # retrying is safe (acks are fenced); the leases protect the jobs meanwhile
+                if time.monotonic() + delay > give_up_at:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     async def drain(self) -> None:
         """Wait until every ack handed in so far is written."""

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Collection, Sequence
 
 from tickr.lifecycle import LoopService
-from tickr.store.store import LeasedJob, RedisStore
+from tickr.store.store import Dequeued, LeasedJob, RedisStore
 from tickr.worker.waits import DueWaiter
 
 log = logging.getLogger("tickr.worker")
@@ -19,24 +19,35 @@ BURST_RECHECK_SECONDS = 0.05
 
 
 class Slots:
-    """The worker's capacity: how many jobs may start now, and a signal when one frees up."""
+    """The worker's capacity: how many jobs may start now, and a signal when one frees up.
+
+    ``reserved``: slots promised to a dequeue in flight (the fetcher's, or one sent with an ack), so two
+    dequeues never lease for the same slot.
+    """
 
     def __init__(self, concurrency: int, in_use: Callable[[], int]) -> None:
         self.concurrency = concurrency
         self._in_use = in_use
+        self.reserved = 0
         self.freed = asyncio.Event()
         self.freed.set()
 
     @property
     def free(self) -> int:
-        return self.concurrency - self._in_use()
+        return self.concurrency - self._in_use() - self.reserved
 
     def release(self) -> None:
         self.freed.set()
 
 
 class MarkerListener(LoopService):
-    """Blocks on one queue's wake-up marker while the worker has free slots; a marker wakes the fetcher."""
+    """Blocks on one queue's wake-up marker while the worker has free slots and the fetcher sleeps; a marker
+    wakes the fetcher.
+
+    While the fetcher finds more work it does not listen: a busy queue's dequeues set the marker for other
+    workers, and popping it here would cost a round trip per batch and wake a fetcher already awake. Nothing is
+    missed: the marker stays set until popped, so the first listen after the fetcher went idle sees it.
+    """
 
     log = log
     max_backoff = 1.0
@@ -49,9 +60,11 @@ class MarkerListener(LoopService):
         wake: Callable[[], None],
         block: float,
         types: Sequence[str] = (),
+        fetcher_idle: asyncio.Event | None = None,
     ) -> None:
         super().__init__()
         self.name = f"listen-{queue}"
+        self.fetcher_idle = fetcher_idle
         self.store = store
         self.queue = queue
         self.slots = slots
@@ -61,6 +74,8 @@ class MarkerListener(LoopService):
 
     async def run_pass(self) -> float:
         await self.slots.freed.wait()
+        if self.fetcher_idle is not None:
+            await self.fetcher_idle.wait()
         if await self.store.wait_for_marker(self.queue, self.block, self.types) is not None:
             self.on_marker()
         return 0.0
@@ -106,6 +121,7 @@ class Fetcher(LoopService):
         self._rotation = 0
         self._batch_max = max(1, (slots.concurrency + 1) // 2)
         self._due = DueWaiter()
+        self.sleeping = asyncio.Event()  # set while waiting for a marker or a due time: the listeners listen then
 
     def _queue_order(self) -> list[str]:
         queues = self.queues
@@ -121,13 +137,47 @@ class Fetcher(LoopService):
                 return True
             # Half the slots at most: the next batch is fetched while this one runs and is acked.
             count = min(free, self._batch_max)
-            batch = await self.store.dequeue(queue, count, self.worker_id, types=self.types)
+            self.slots.reserved += count
+            try:
+                batch = await self.store.dequeue(queue, count, self.worker_id, types=self.types)
+            finally:
+                self.slots.reserved -= count
             self._next_due[queue] = batch.next_due_ms
             for leased in batch.jobs:
                 self.fetched += 1
                 self.start_job(leased)
             more = more or batch.more or len(batch.jobs) == count
         return more
+
+    # -- refills: a dequeue sent in the same write as an ack (Completer) ---------------------------------------
+    def reserve_refill(self, freeing: int) -> int:
+        """How many jobs to lease with an ack that frees ``freeing`` slots (0: none), reserved until delivered.
+
+        Only while the queues seem to hold more (an idle queue's acks add no dequeue), never when stopping.
+        The acked jobs' handlers have returned, so their slots count as free: for one loop turn, until their
+        tasks end, more tasks than ``concurrency`` exist, never more handlers running.
+        """
+        if self.stopping or not self.maybe_more:
+            return 0
+        want = min(max(0, self.slots.free) + freeing, self._batch_max)
+        self.slots.reserved += want
+        return want
+
+    async def deliver_refill(self, queue: str, reserved: int, batch: Dequeued | None) -> None:
+        """Start the jobs a refill leased (or hand them back when stopping), and free its reservation."""
+        self.slots.reserved -= reserved
+        if batch is None:
+            self.slots.release()
+            return
+        self._next_due[queue] = batch.next_due_ms
+        if self.stopping:
+            if batch.jobs:
+                await self.store.release(queue, [(leased.job.id, leased.token) for leased in batch.jobs])
+            return
+        for leased in batch.jobs:
+            self.fetched += 1
+            self.start_job(leased)
+        self.slots.release()  # what it did not fill is the fetcher's again
 
     def _seconds_until_due(self) -> float:
         dues = [d for d in self._next_due.values() if d is not None]
@@ -161,5 +211,11 @@ class Fetcher(LoopService):
             # Other workers' leases end (or expire) without a marker: in burst mode, look again soon.
             wait, precise = BURST_RECHECK_SECONDS, False
         if not self.stopping:
-            await self._due.wait(self._wake, wait, precise=precise)
+            # Out of work (not merely out of free slots, when a finishing job wakes it): listen for markers.
+            if not self.maybe_more:
+                self.sleeping.set()
+            try:
+                await self._due.wait(self._wake, wait, precise=precise)
+            finally:
+                self.sleeping.clear()
         return 0.0

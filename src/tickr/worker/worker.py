@@ -107,9 +107,17 @@ class Worker:
             self._lease_lost,
             interval=lease_s / 3,
             tasks=tasks,
+            beat_interval=app.settings.heartbeat_seconds,
         )
         grace_ms = int(app.settings.unknown_type_grace_seconds * 1000)
-        self.reaper = Reaper(self.store, self.config.queues, max_sleep=lease_s, unknown_type_grace_ms=grace_ms)
+        self.reaper = Reaper(
+            self.store,
+            self.config.queues,
+            max_sleep=lease_s,
+            unknown_type_grace_ms=grace_ms,
+            lapse_ms=int(app.settings.worker_lapse_seconds * 1000),
+            heartbeat_seconds=app.settings.heartbeat_seconds,
+        )
         self.reaper.metrics = self.metrics
         self.fetcher = Fetcher(
             self.store,
@@ -122,8 +130,17 @@ class Worker:
             on_drained=self.stop,
             types=list(tasks),
         )
+        self.completer.refill = self.fetcher  # each ack batch also leases what its freed slots can take
         self.listeners = [
-            MarkerListener(self.store, q, self.slots, self.fetcher.wake, self.config.wake_cap_seconds, list(tasks))
+            MarkerListener(
+                self.store,
+                q,
+                self.slots,
+                self.fetcher.wake,
+                self.config.wake_cap_seconds,
+                list(tasks),
+                fetcher_idle=self.fetcher.sleeping,
+            )
             for q in self.config.queues
         ]
         self.started = asyncio.Event()

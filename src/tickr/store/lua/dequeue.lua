@@ -14,6 +14,8 @@
   KEYS[10] tickr:{q}:paused        exists while the queue is paused
   KEYS[11] tickr:{q}:wtypes:<worker> set of the types this worker runs ('*': any), kept by its heartbeat
   KEYS[12] tickr:{q}:parked        hash: type -> first parked ms
+  KEYS[13] tickr:{q}:beats         zset: worker -> last heartbeat ms (refreshed here: a worker that can
+                                   dequeue is alive, so release_lapsed never takes what it just leased)
   ARGV[1] job key prefix tickr:{q}:job:
   ARGV[2] most jobs to lease (N)
   ARGV[3] now ms (0 = Redis TIME)
@@ -47,6 +49,7 @@ local runs = {}
 for _, t in ipairs(redis.call('SMEMBERS', KEYS[11])) do runs[t] = true end
 if next(runs) == nil then return {now, next_due(KEYS[5]), -1} end
 local runs_any = runs['*'] == true
+redis.call('ZADD', KEYS[13], 'XX', now, ARGV[5]) -- XX: only a worker that beats (a bare client never lapses)
 
 local order, total = weighted_order({tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])})
 -- The fairness cursor and the lease tokens' sequence: read once, written back once.
