@@ -6,6 +6,7 @@ Times are RFC 3339 UTC strings, each paired with the same instant as epoch milli
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -16,6 +17,7 @@ from tickr.store.queue_admin import QueueStats
 from tickr.store.workers import WorkerInfo
 
 
+@lru_cache(maxsize=4096)  # a batch's jobs share their creation and due times: each formatted once
 def rfc3339(ms: int | None) -> str | None:
     """``1700000000123`` -> ``"2023-11-14T22:13:20.123Z"``."""
     if ms is None:
