@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pydantic
@@ -13,9 +14,10 @@ from tickr.api.problems import Problem
 from tickr.app import App
 from tickr.core.errors import IdempotencyConflict, StoreError, ValidationError
 from tickr.core.factory import payload_problem, text_errors
-from tickr.core.job import Job
+from tickr.core.job import Job, JobState
 from tickr.handlers.http import HttpPayload
 from tickr.metrics import tracing
+from tickr.store.store import EnqueueResult
 from tickr.tasks import due_time_ms
 
 JOB_OPTIONS = ("queue", "priority", "max_retries", "timeout", "execution", "idempotency_key")
@@ -135,6 +137,7 @@ async def enqueue_one(tickr: App, spec: JobIn) -> tuple[Job, bool]:
         result = await tickr.store.enqueue(job, due)
     if result.created:
         tickr.count_enqueued((job,))
+        return as_created(job, due, result), True  # what was written: no read-back round trip
     stored = (await tickr.store.jobs.get_jobs([(job.queue, result.id)]))[0]
     if stored is None:
         if result.created:
@@ -170,10 +173,22 @@ async def enqueue_batch(tickr: App, specs: Sequence[JobIn]) -> tuple[list[Job], 
     except StoreError as exc:
         raise await interrupted(tickr, built, exc) from exc
     tickr.count_enqueued(job for (job, _), result in zip(built, results, strict=True) if result.created)
-    refs = [(job.queue, result.id) for (job, _), result in zip(built, results, strict=True)]
-    stored = await tickr.store.jobs.get_jobs(refs)
-    jobs = [found or job for found, (job, _) in zip(stored, built, strict=True)]
+    # New jobs are answered with what was written; only those an idempotency key matched are read back.
+    known = [i for i, result in enumerate(results) if not result.created]
+    stored = await tickr.store.jobs.get_jobs([(built[i][0].queue, results[i].id) for i in known]) if known else []
+    found = dict(zip(known, stored, strict=True))
+    jobs = [
+        as_created(job, due, result) if result.created else found[i] or job
+        for i, ((job, due), result) in enumerate(zip(built, results, strict=True))
+    ]
     return jobs, sum(1 for result in results if result.created)
+
+
+def as_created(job: Job, due_ms: int | None, result: EnqueueResult) -> Job:
+    """``job`` as the enqueue script stored it: its server-side ``created_at``, status and due time."""
+    now = result.created_at
+    scheduled_for = max(due_ms or 0, now) if now is not None else due_ms
+    return replace(job, created_at=now, scheduled_for=scheduled_for, status=JobState(result.status))
 
 
 def _indexed(built: Sequence[tuple[Job, int | None]], ids: set[str]) -> list[dict[str, Any]]:

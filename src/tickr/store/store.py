@@ -82,6 +82,7 @@ class EnqueueResult:
     id: str
     created: bool
     status: str
+    created_at: int | None = None  # server ms written as the new job's created_at (None: not created)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +213,13 @@ class RedisStore:
         return [job.id, due_ms or 0, slot, request, job.idempotency_key or "", len(fields), *fields]
 
     @staticmethod
-    def _enqueue_result(reply: Sequence[Any], at: int) -> EnqueueResult:
-        return EnqueueResult(id=reply[at + 1], created=reply[at] == EnqueueCode.CREATED, status=reply[at + 2] or "")
+    def _enqueue_result(reply: Sequence[Any], index: int) -> EnqueueResult:
+        """Job ``index`` of a chunk's reply ``{now, code, id, status, code, id, status, ...}``."""
+        at = 1 + 3 * index
+        created = reply[at] == EnqueueCode.CREATED
+        return EnqueueResult(
+            id=reply[at + 1], created=created, status=reply[at + 2] or "", created_at=int(reply[0]) if created else None
+        )
 
     async def enqueue(self, job: Job, due_ms: int | None = None) -> EnqueueResult:
         """Store ``job``: ready now, or scheduled when ``due_ms`` is in the future.
@@ -225,9 +231,10 @@ class RedisStore:
         await self._register_queue(job.queue)
         k = self.keys(job.queue)
         reply = await self.scripts.enqueue(k, [*self._enqueue_head(k), *item], self._fast)
-        if reply[0] == EnqueueCode.CONFLICT:
-            raise IdempotencyConflict(job.idempotency_key or "", reply[1])
-        return self._enqueue_result(reply, 0)
+        result = self._enqueue_result(reply, 0)
+        if reply[1] == EnqueueCode.CONFLICT:
+            raise IdempotencyConflict(job.idempotency_key or "", result.id)
+        return result
 
     async def enqueue_many(self, jobs: Sequence[tuple[Job, int | None]]) -> list[EnqueueResult]:
         """Enqueue a batch: one script call per queue and ``ENQUEUE_CHUNK`` jobs, streamed on one connection
@@ -256,9 +263,9 @@ class RedisStore:
         conflicts: list[int] = []
         for (_, chunk, _), reply in zip(calls, replies, strict=True):
             for at, index in enumerate(chunk):
-                if reply[3 * at] == EnqueueCode.CONFLICT:
+                results[index] = self._enqueue_result(reply, at)
+                if reply[1 + 3 * at] == EnqueueCode.CONFLICT:
                     conflicts.append(index)
-                results[index] = self._enqueue_result(reply, 3 * at)
         done = [r for r in results if r is not None]
         if conflicts:
             conflicts.sort()

@@ -18,7 +18,8 @@
   ARGV[6..] per job: id, due ms (0 = now), priority slot (1 critical .. 4 low), request (0 = no idempotency
     key; else the request's fingerprint, 1 = a key whose requests are never compared), idempotency key
     ('' = none), n (number of hash field/value items that follow), then the n items
-  Returns: per job {code, id, status}, flattened: created (its id, 'queued' or 'scheduled'); existing (the
+  Returns: {now, then per job code, id, status}: now = the server time written as created_at; per job
+    created (its id, 'queued' or 'scheduled'); existing (the
     id the idempotency key names, or its own id when a resent call finds its job); conflict (the key was
     made by a different request: nothing written for that job)
   Codes (EnqueueCode): 1 CREATED, 0 EXISTING, -1 CONFLICT
@@ -29,7 +30,7 @@
 local now = clock_ms(ARGV[3])
 -- Two passes, so that an error reply (a key of the wrong type) comes before anything is written: first
 -- every job's checks, then the writes. `claimed` holds the idempotency keys this batch creates.
-local reply, plan, answer, claimed = {}, {}, {}, {} -- plan/answer: ARGV and reply positions of new jobs
+local reply, plan, answer, claimed = {now}, {}, {}, {} -- plan/answer: ARGV and reply positions of new jobs
 local i = 6
 while i <= #ARGV do
   local id, request, idem = ARGV[i], ARGV[i + 3], ARGV[i + 4]
