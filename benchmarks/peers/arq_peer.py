@@ -1,4 +1,7 @@
-"""arq: one ``arq`` worker with its defaults (max_jobs 10, poll_delay 0.5 s); delayed jobs via ``_defer_until``."""
+"""arq: one ``arq`` worker with its defaults (max_jobs 10, poll_delay 0.5 s); delayed jobs via ``_defer_until``.
+
+arq has no bulk enqueue, so ``bulk_per_s`` is null.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,13 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import common
 from arq import create_pool
 from arq.connections import RedisSettings
 
-import common
-
 
 async def noop(ctx: dict[str, Any], mode: str, n: int, t: float) -> None:
-    common.handle(mode, n, t)
+    await common.ahandle(mode, n, t)
 
 
 class WorkerSettings:
@@ -24,8 +26,9 @@ class WorkerSettings:
 
 class ArqPeer(common.AsyncPeer):
     name = "arq"
-    settings = "defaults: max_jobs 10, poll_delay 0.5 s"
+    settings = "defaults: max_jobs 10, poll_delay 0.5 s; no bulk API"
     patterns = ("arq:*",)
+    dists = ("arq",)
 
     async def setup(self) -> None:
         self.pool = await create_pool(RedisSettings.from_dsn(common.REDIS_URL))

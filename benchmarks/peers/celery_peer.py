@@ -1,6 +1,7 @@
 """Celery: Redis broker (DB 9), no result backend, one worker process with ``--pool solo``; ``--acks-late`` variant.
 
-Settings left at Celery's defaults otherwise (prefetch multiplier 4; ETA tasks are held by the worker).
+Settings left at Celery's defaults otherwise (prefetch multiplier 4; ETA tasks are held by the worker). Celery has
+no bulk enqueue (``group`` sends one message per task), so ``bulk_per_s`` is null.
 """
 
 from __future__ import annotations
@@ -9,9 +10,8 @@ import os
 import sys
 from datetime import UTC, datetime
 
-from celery import Celery
-
 import common
+from celery import Celery
 
 ACKS_LATE = os.environ.get("PEER_CELERY_ACKS_LATE") == "1"
 
@@ -31,17 +31,16 @@ def noop(mode: str, n: int, t: float) -> None:
 
 class CeleryPeer(common.Peer):
     patterns = ("celery*", "_kombu*", "unacked*")
+    dists = ("celery", "kombu")
 
     def __init__(self) -> None:
         self.name = "celery (acks_late)" if ACKS_LATE else "celery"
-        self.settings = "pool solo, prefetch x4, no result backend" + (", acks_late" if ACKS_LATE else "")
+        acks = ", acks_late" if ACKS_LATE else ""
+        self.settings = f"pool solo, prefetch x4, no result backend{acks}; no bulk API"
 
     def worker_cmd(self) -> list[str]:
-        return [sys.executable, "-m", "celery", "-A", "celery_peer", "worker", "--pool", "solo", "-l", "WARNING"] + [
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ]
+        celery = [sys.executable, "-m", "celery", "-A", "celery_peer", "worker", "--pool", "solo", "-l", "WARNING"]
+        return [*celery, "--without-gossip", "--without-mingle", "--without-heartbeat"]
 
     def one(self, mode: str, n: int, t: float, eta: float | None) -> None:
         if eta is None:

@@ -1,6 +1,7 @@
 """Dramatiq: Redis broker (DB 9), one worker process with the default 8 threads, no retries.
 
-Delayed jobs use ``send_with_options(delay=ms)`` (Dramatiq's delay queue).
+Delayed jobs use ``send_with_options(delay=ms)`` (Dramatiq's delay queue). No bulk enqueue (``group`` sends one
+message per actor call), so ``bulk_per_s`` is null.
 """
 
 from __future__ import annotations
@@ -9,10 +10,9 @@ import os
 import sys
 import time
 
+import common
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-
-import common
 
 broker = RedisBroker(url=common.REDIS_URL)
 dramatiq.set_broker(broker)
@@ -25,8 +25,9 @@ def noop(mode: str, n: int, t: float) -> None:
 
 class DramatiqPeer(common.Peer):
     name = "dramatiq"
-    settings = "--processes 1 --threads 8 (default threads)"
+    settings = "--processes 1 --threads 8 (default threads); no bulk API"
     patterns = ("dramatiq:*",)
+    dists = ("dramatiq",)
 
     def worker_cmd(self) -> list[str]:
         dramatiq_bin = os.path.join(os.path.dirname(sys.executable), "dramatiq")

@@ -1,4 +1,7 @@
-"""SAQ: one ``saq`` worker with its default concurrency (10); delayed jobs via ``scheduled`` (epoch seconds)."""
+"""SAQ: one ``saq`` worker with its default concurrency (10); delayed jobs via ``scheduled`` (epoch seconds).
+
+SAQ has no bulk enqueue (``Queue.map`` enqueues one by one and waits for the results), so ``bulk_per_s`` is null.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,14 @@ import os
 import sys
 from typing import Any
 
-from saq import Queue
-
 import common
+from saq import Queue
 
 queue = Queue.from_url(common.REDIS_URL, name="peerbench")
 
 
 async def noop(ctx: dict[str, Any], *, mode: str, n: int, t: float) -> None:
-    common.handle(mode, n, t)
+    await common.ahandle(mode, n, t)
 
 
 settings = {"queue": queue, "functions": [noop]}
@@ -22,8 +24,9 @@ settings = {"queue": queue, "functions": [noop]}
 
 class SaqPeer(common.AsyncPeer):
     name = "saq"
-    settings = "defaults: concurrency 10"
+    settings = "defaults: concurrency 10; no bulk API"
     patterns = ("saq:*",)
+    dists = ("saq",)
 
     async def setup(self) -> None:
         await queue.connect()
