@@ -15,7 +15,6 @@ The short form: one failover of each; the full form (``TICKR_CHAOS_FULL=1``): fi
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
@@ -23,26 +22,19 @@ import httpx
 import pytest
 
 from tests.chaos.harness import APP, ExecLog, Procs, env_for, figures, forms, free_port, wait_succeeded
-from tests.cluster.servers import Cluster, free_ports
+from tests.cluster.servers import Cluster, free_ports, start_or_skip
 from tests.waiting import wait_until
 from tickr import App, Settings
 from tickr.core.errors import StoreError
 from tickr.scheduler.manager import Schedules
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 NODE_TIMEOUT_MS = 2000
 
 
 @pytest.fixture
 def chaos_cluster(tmp_path: Path) -> object:
     cluster = Cluster(tmp_path / "cluster", free_ports(6, 7030), node_timeout_ms=NODE_TIMEOUT_MS)
-    try:
-        cluster.start()
-    except Exception as exc:
-        cluster.stop()
-        if IN_CI:
-            pytest.fail(f"the Redis Cluster did not start: {exc}")
-        pytest.skip(f"the Redis Cluster did not start: {exc}")
+    start_or_skip(cluster, "the Redis Cluster")
     yield cluster
     cluster.stop()
 

@@ -10,7 +10,6 @@ form (``TICKR_CHAOS_FULL=1``): three, each time the old primary is started again
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +18,12 @@ import httpx
 import pytest
 
 from tests.chaos.harness import APP, ExecLog, Procs, env_for, figures, forms, free_port, wait_succeeded
-from tests.cluster.servers import SentinelSet, free_ports
+from tests.cluster.servers import SentinelSet, free_ports, start_or_skip
 from tests.waiting import wait_until
 from tickr import App, Settings
 from tickr.core.errors import StoreError
 from tickr.store.connection import connect
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS = 1000, 3000
 FOLLOW_SLACK_S = 8.0  # on top of the sentinels' own time: redis-py's retry backoff, process scheduling
 
@@ -38,13 +36,7 @@ def sentinels(tmp_path: Path) -> Iterator[SentinelSet]:
         down_after_ms=DOWN_AFTER_MS,
         failover_timeout_ms=FAILOVER_TIMEOUT_MS,
     )
-    try:
-        watched.start()
-    except Exception as exc:
-        watched.stop()
-        if IN_CI:
-            pytest.fail(f"the sentinel set did not start: {exc}")
-        pytest.skip(f"the sentinel set did not start: {exc}")
+    start_or_skip(watched, "the sentinel set")
     yield watched
     watched.stop()
 

@@ -6,32 +6,23 @@ suite locally and fails it when ``CI=true``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.servers import Cluster, free_ports
+from tests.cluster.servers import Cluster, free_ports, start_or_skip
 from tickr.app import App
 from tickr.config import Settings
 from tickr.store.connection import connect
 from tickr.store.store import RedisStore, StoreConfig
-
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 @pytest.fixture(scope="session")
 def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """3 primaries with a replica each, ``cluster_state:ok``; stopped (SIGKILL) at the end of the session."""
     cluster = Cluster(tmp_path_factory.mktemp("real-cluster"), free_ports(6, 7000))
-    try:
-        cluster.start()
-    except Exception as exc:
-        cluster.stop()
-        if IN_CI:
-            pytest.fail(f"the Redis Cluster did not start: {exc}")
-        pytest.skip(f"the Redis Cluster did not start: {exc}")
+    start_or_skip(cluster, "the Redis Cluster")
     yield cluster
     cluster.stop()
 

@@ -16,7 +16,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import redis
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def start_or_skip(servers: Cluster | SentinelSet, what: str) -> None:
+    """Start ``servers``; when they do not start, stop what did and skip the test, or fail it in CI (``CI=true``:
+    a missing service is a failure there)."""
+    try:
+        servers.start()
+    except Exception as exc:
+        servers.stop()
+        if IN_CI:
+            pytest.fail(f"{what} did not start: {exc}")
+        pytest.skip(f"{what} did not start: {exc}")
 
 
 def server_binary() -> str | None:
