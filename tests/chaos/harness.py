@@ -23,7 +23,7 @@ import redis
 
 import tickr.worker.supervisor as supervisor
 from tickr import App, JobState, Settings
-from tickr.core.errors import StoreUnavailable
+from tickr.core.errors import StoreError, StoreUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.chaos.chaos_app:app"
@@ -326,3 +326,19 @@ async def wait_succeeded(
 def restart_backoff_cap() -> float:
     """The longest a supervisor waits before restarting a child that keeps dying."""
     return float(getattr(supervisor, "MAX_BACKOFF_SECONDS", 30.0))
+
+
+async def submit_until(
+    app: Any, queue: str, stop: asyncio.Event, acked: list[tuple[str, float]], refused: list[float]
+) -> None:
+    """Enqueue ``chaos.step`` jobs until ``stop``: each acknowledged id with the monotonic time it was sent, each
+    refusal (a store error or no answer within 10 s) with its time. The sleeps pace the stream (~200/s), and
+    back off a little while the store refuses."""
+    while not stop.is_set():
+        sent = time.monotonic()
+        try:
+            acked.append((await asyncio.wait_for(app.enqueue("chaos.step", {"ms": 2}, queue=queue), 10), sent))
+            await asyncio.sleep(0.005)
+        except (StoreError, TimeoutError):
+            refused.append(time.monotonic())
+            await asyncio.sleep(0.05)

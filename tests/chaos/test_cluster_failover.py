@@ -21,11 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.chaos.harness import APP, ExecLog, Procs, env_for, figures, forms, free_port, wait_succeeded
+from tests.chaos.harness import APP, ExecLog, Procs, env_for, figures, forms, free_port, submit_until, wait_succeeded
 from tests.cluster.servers import Cluster, free_ports, start_or_skip
 from tests.waiting import wait_until
 from tickr import App, Settings
-from tickr.core.errors import StoreError
 from tickr.scheduler.manager import Schedules
 
 NODE_TIMEOUT_MS = 2000
@@ -69,15 +68,7 @@ async def test_a_primary_sigkilled_while_jobs_flow(
         stop = asyncio.Event()
 
         async def submit() -> None:
-            while not stop.is_set():
-                sent = time.monotonic()
-                try:
-                    job_id = await asyncio.wait_for(app.enqueue("chaos.step", {"ms": 2}, queue=queue), 10)
-                    acked.append((job_id, sent))
-                    await asyncio.sleep(0.005)
-                except (StoreError, TimeoutError):
-                    refused.append(time.monotonic())
-                    await asyncio.sleep(0.05)
+            await submit_until(app, queue, stop, acked, refused)
 
         submitters = [asyncio.create_task(submit()) for _ in range(4)]
         recoveries: list[float] = []

@@ -17,11 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.chaos.harness import APP, ExecLog, Procs, env_for, figures, forms, free_port, wait_succeeded
+from tests.chaos.harness import APP, ExecLog, Procs, env_for, figures, forms, free_port, submit_until, wait_succeeded
 from tests.cluster.servers import SentinelSet, free_ports, start_or_skip
 from tests.waiting import wait_until
 from tickr import App, Settings
-from tickr.core.errors import StoreError
 from tickr.store.connection import connect
 
 DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS = 1000, 3000
@@ -79,14 +78,7 @@ async def test_the_primary_sigkilled_under_sentinel(
         stop = asyncio.Event()
 
         async def submit() -> None:
-            while not stop.is_set():
-                sent = time.monotonic()
-                try:
-                    acked.append((await asyncio.wait_for(app.enqueue("chaos.step", {"ms": 2}, queue=queue), 10), sent))
-                    await asyncio.sleep(0.005)
-                except (StoreError, TimeoutError):
-                    refused.append(time.monotonic())
-                    await asyncio.sleep(0.05)
+            await submit_until(app, queue, stop, acked, refused)
 
         async def api_ok(http: httpx.AsyncClient) -> bool:
             try:
